@@ -1,0 +1,178 @@
+"""Direct comparison of files, without a registry.
+
+* ``compare(a, b)``: one pair, full evidence. With no corpus, every k-gram counts
+  as rare and the vocabulary signal is off (it needs IDF).
+* ``compare_pairs`` / ``compare_all``: many units; rarity and IDF come from all
+  the units of the run, as MOSS and JPlag judge a submission set as a whole.
+
+A unit is a file, or with ``unit="dir"`` every top-level directory; a directory
+unit's score is its best file pair, and its evidence is that pair's passages.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from pathlib import Path
+from typing import Sequence
+
+from copyscope.errors import CopyscopeError, InputError, UsageError
+from copyscope.evidence import InputRecord, Result
+from copyscope.ingest import expand_paths, read_artifact, walk
+from copyscope.model import Match
+from copyscope.plugins import Fingerprints, Modality
+from copyscope.progress import NullProgress, Progress
+from copyscope.settings import Settings
+from copyscope.stats import MemoryStats
+from copyscope.workspace import fingerprint
+
+
+@dataclass(frozen=True)
+class PairScore:
+    a: str
+    b: str
+    score: float
+    match: Match | None
+
+
+class _Docs:
+    """Fingerprints each path once; remembers failures as one-line errors."""
+
+    def __init__(self, settings: Settings, modalities: dict[str, Modality]) -> None:
+        self.settings = settings
+        self.modalities = modalities
+        self.docs: dict[str, tuple[Modality, Fingerprints]] = {}
+        self.errors: dict[str, str] = {}
+
+    def get(self, path: str) -> tuple[Modality, Fingerprints] | None:
+        if path in self.docs:
+            return self.docs[path]
+        if path in self.errors:
+            return None
+        try:
+            art = read_artifact(Path(path), self.settings, origin=path)
+            self.docs[path] = fingerprint(self.modalities, art)
+            return self.docs[path]
+        except CopyscopeError as exc:
+            self.errors[path] = exc.message
+            return None
+
+
+def _record(role: str, fp: Fingerprints) -> InputRecord:
+    art = fp.artifact
+    return InputRecord(role, art.origin, art.sha256, art.size, getattr(fp, "media_type", art.media_type),
+                       getattr(getattr(fp, "decoded", None), "encoding", None))
+
+
+def _verify(ma: Modality, fa: Fingerprints, mb: Modality, fb: Fingerprints, stats, threshold) -> Match | None:
+    if ma.name != mb.name:
+        return None
+    m = ma.verify(fa, fb, stats)
+    if m is not None and threshold is not None:
+        from dataclasses import replace  # noqa: PLC0415
+        m = replace(m, verdict="copy" if m.score >= threshold else "below-threshold")
+    return m
+
+
+def compare(a: str | Path, b: str | Path, settings: Settings, modalities: dict[str, Modality]) -> Result:
+    """Compare two files; ``a`` plays the query, ``b`` the registered side."""
+    docs = _Docs(settings, modalities)
+    pa, pb = docs.get(str(a)), docs.get(str(b))
+    if pa is None or pb is None:
+        raise InputError(next(iter(docs.errors.values())))
+    result = Result("compare", {n: m.parameters() for n, m in sorted(modalities.items())})
+    result.inputs += [_record("a", pa[1]), _record("b", pb[1])]
+    m = _verify(pa[0], pa[1], pb[0], pb[1], None, settings.threshold)
+    if m is not None:
+        result.matches.append(m)
+    return result
+
+
+def read_pairs_file(path: Path) -> list[tuple[str, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such pairs file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read pairs file ({exc})") from None
+    pairs = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        parts = line.split("\t")
+        if len(parts) < 2 or not parts[0] or not parts[1]:
+            raise UsageError(f"{path}:{n}: expected 'pathA<TAB>pathB'")
+        pairs.append((parts[0], parts[1]))
+    return pairs
+
+
+def compare_pairs(pairs: Sequence[tuple[str, str]], settings: Settings, modalities: dict[str, Modality],
+                  progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
+    """Score listed pairs; unreadable files score 0 and are reported in the errors."""
+    progress = progress or NullProgress()
+    docs = _Docs(settings, modalities)
+    paths = sorted({p for pair in pairs for p in pair})
+    progress.start(len(paths) + len(pairs), "comparing")
+    for p in paths:
+        docs.get(p)
+        progress.advance(1)
+    stats = MemoryStats([fp for _, fp in docs.docs.values()])
+    out = []
+    for a, b in pairs:
+        pa, pb = docs.docs.get(a), docs.docs.get(b)
+        m = None if pa is None or pb is None else _verify(pa[0], pa[1], pb[0], pb[1], stats, settings.threshold)
+        out.append(PairScore(a, b, 0.0 if m is None else m.score, m))
+        progress.advance(1)
+    progress.stop()
+    return out, docs.errors
+
+
+def units_of(paths: Sequence[str | Path], unit: str, settings: Settings) -> dict[str, list[str]]:
+    """Unit name → its files. ``file``: every file; ``dir``: every top-level directory."""
+    if unit not in ("file", "dir"):
+        raise UsageError(f"--unit must be 'file' or 'dir', not {unit!r}")
+    units: dict[str, list[str]] = {}
+    for p in paths:
+        root = Path(p)
+        if unit == "file" or not root.is_dir():
+            for f in expand_paths([p], settings):
+                units[f.relative] = [str(f.path)]
+            continue
+        for child in sorted(root.iterdir(), key=lambda c: c.name):
+            if child.is_dir():
+                units[str(child)] = [str(f.path) for f in walk(child, settings)]
+            elif child.is_file():
+                units[str(child)] = [str(child)]
+    return units
+
+
+def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dict[str, Modality], *,
+                unit: str = "file", progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
+    """Score every pair of units (i < j, in sorted order)."""
+    progress = progress or NullProgress()
+    units = units_of(paths, unit, settings)
+    if len(units) < 2:
+        raise UsageError("--all-pairs needs at least two units")
+    docs = _Docs(settings, modalities)
+    all_files = sorted({f for fs in units.values() for f in fs})
+    names = sorted(units)
+    n_pairs = len(names) * (len(names) - 1) // 2
+    progress.start(len(all_files) + n_pairs, "comparing")
+    for f in all_files:
+        docs.get(f)
+        progress.advance(1)
+    stats = MemoryStats([fp for _, fp in docs.docs.values()])
+    out = []
+    for ua, ub in combinations(names, 2):
+        best: Match | None = None
+        for fa in units[ua]:
+            for fb in units[ub]:
+                pa, pb = docs.docs.get(fa), docs.docs.get(fb)
+                if pa is None or pb is None:
+                    continue
+                m = _verify(pa[0], pa[1], pb[0], pb[1], stats, settings.threshold)
+                if m is not None and (best is None or m.score > best.score):
+                    best = m
+        out.append(PairScore(ua, ub, 0.0 if best is None else best.score, best))
+        progress.advance(1)
+    progress.stop()
+    return out, docs.errors

@@ -1,0 +1,252 @@
+"""On-disk inverted index: immutable, versioned, little-endian segment files.
+
+Why segments: registering more works only writes a new segment; it never
+rewrites the index. A segment becomes live only when the registry commits the
+transaction that names it, so a crash leaves at worst an orphan file, which the
+next writer deletes. Small segments are merged in the background of a register
+call (tiered, like an LSM tree), again swapped in by one transaction.
+
+Segment layout (``CSIDX\\x00v1``), all integers little-endian, arrays 8-byte aligned::
+
+    offset  size  field
+    0       8     magic b"CSIDX\\x00v1"
+    8       4     u32 format version (1)
+    12      4     u32 reserved (0)
+    16      8     u64 n_postings
+    24      8     u64 n_stats
+    32      8     u64 n_docs
+    40      ...   u64 post_keys[n_postings]   sorted by (key, doc)
+                  u32 post_docs[n_postings]   (+ pad to 8)
+                  u64 stat_keys[n_stats]      sorted, unique
+                  u32 stat_counts[n_stats]    documents holding the key (+ pad)
+                  u32 docs[n_docs]            doc ids in this segment (+ pad)
+                  u32 doc_sizes[n_docs]       indexed keys per doc (+ pad)
+    end-8   8     u64 xxh64 of everything before it
+
+Keys are uint64 fingerprints, doc ids are the registry's artifact ids (uint32).
+"""
+from __future__ import annotations
+
+import mmap
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import xxhash
+
+from copyscope.errors import StorageError
+
+MAGIC = b"CSIDX\x00v1"
+VERSION = 1
+HEADER = 40
+
+
+@dataclass(frozen=True)
+class DocKeys:
+    """What one document contributes to a segment."""
+
+    doc_id: int
+    keys: np.ndarray        # uint64, unique
+    stat_keys: np.ndarray   # uint64, unique
+
+
+def _pad(n_bytes: int) -> int:
+    return (-n_bytes) % 8
+
+
+def write_segment(directory: Path, docs: Sequence[DocKeys]) -> str:
+    """Write a segment for ``docs`` durably; return its file name (not yet live)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ids = np.array([d.doc_id for d in docs], dtype="<u4")
+    sizes = np.array([d.keys.shape[0] for d in docs], dtype="<u4")
+    if docs:
+        pk = np.concatenate([d.keys for d in docs]).astype("<u8")
+        pd = np.repeat(ids, sizes.astype(np.int64))
+        order = np.lexsort((pd, pk))
+        pk, pd = pk[order], pd[order]
+        sk, sc = np.unique(np.concatenate([d.stat_keys for d in docs]), return_counts=True)
+    else:
+        pk, pd = np.zeros(0, "<u8"), np.zeros(0, "<u4")
+        sk, sc = np.zeros(0, "<u8"), np.zeros(0, np.int64)
+    return _write(directory, pk, pd, sk.astype("<u8"), sc.astype("<u4"), ids, sizes)
+
+
+def _write(directory: Path, pk, pd, sk, sc, ids, sizes) -> str:
+    name = f"seg-{uuid.uuid4().hex}.csx"
+    tmp = directory / (name + ".tmp")
+    h = xxhash.xxh64()
+    with open(tmp, "wb") as fh:
+        def put(b: bytes) -> None:
+            fh.write(b)
+            h.update(b)
+        head = MAGIC + np.array([VERSION, 0], "<u4").tobytes()
+        put(head + np.array([pk.shape[0], sk.shape[0], ids.shape[0]], "<u8").tobytes())
+        for arr in (pk, pd, sk, sc, ids, sizes):
+            b = np.ascontiguousarray(arr).tobytes()
+            put(b + b"\0" * _pad(len(b)))
+        fh.write(np.array([h.intdigest()], "<u8").tobytes())
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, directory / name)
+    _fsync_dir(directory)
+    return name
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Segment:
+    """A memory-mapped segment; arrays are read-only views into the file."""
+
+    def __init__(self, path: Path, *, verify: bool = False) -> None:
+        self.path = path
+        try:
+            with open(path, "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                if size < HEADER + 8:
+                    raise StorageError(f"index segment {path.name} is truncated")
+                self._mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except OSError as exc:
+            raise StorageError(f"cannot open index segment {path.name}: {exc.strerror}") from exc
+        buf = memoryview(self._mm)
+        if bytes(buf[:8]) != MAGIC:
+            raise StorageError(f"index segment {path.name} has a bad magic number")
+        version = int(np.frombuffer(buf, "<u4", 1, 8)[0])
+        if version != VERSION:
+            raise StorageError(f"index segment {path.name} has unsupported version {version}")
+        n_post, n_stat, n_docs = (int(x) for x in np.frombuffer(buf, "<u8", 3, 16))
+        off = HEADER
+        arrays = []
+        for dtype, n in (("<u8", n_post), ("<u4", n_post), ("<u8", n_stat), ("<u4", n_stat),
+                         ("<u4", n_docs), ("<u4", n_docs)):
+            nbytes = np.dtype(dtype).itemsize * n
+            if off + nbytes > size - 8:
+                raise StorageError(f"index segment {path.name} is truncated")
+            arrays.append(np.frombuffer(buf, dtype, n, off))
+            off += nbytes + _pad(nbytes)
+        if off != size - 8:
+            raise StorageError(f"index segment {path.name} has a bad length")
+        self.post_keys, self.post_docs, self.stat_keys, self.stat_counts, self.docs, self.doc_sizes = arrays
+        if verify:
+            stored = int(np.frombuffer(buf, "<u8", 1, size - 8)[0])
+            if xxhash.xxh64(buf[:size - 8]).intdigest() != stored:
+                raise StorageError(f"index segment {path.name} fails its checksum")
+
+    @property
+    def n_docs(self) -> int:
+        return int(self.docs.shape[0])
+
+    def ranges(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return (np.searchsorted(self.post_keys, keys, "left"),
+                np.searchsorted(self.post_keys, keys, "right"))
+
+    def stat_df(self, keys: np.ndarray) -> np.ndarray:
+        from copyscope.stats import lookup  # noqa: PLC0415
+        return lookup(self.stat_keys, self.stat_counts.astype(np.int64), keys)
+
+
+def merge_segments(directory: Path, segments: Iterable[Segment]) -> str:
+    """Write one segment holding everything in ``segments``; return its name."""
+    segs = list(segments)
+    pk = np.concatenate([s.post_keys for s in segs])
+    pd = np.concatenate([s.post_docs for s in segs])
+    order = np.lexsort((pd, pk))
+    sk_all = np.concatenate([s.stat_keys for s in segs])
+    sc_all = np.concatenate([s.stat_counts.astype(np.int64) for s in segs])
+    sk, inv = np.unique(sk_all, return_inverse=True)
+    sc = np.bincount(inv, weights=sc_all, minlength=sk.shape[0]).astype("<u4")
+    ids = np.concatenate([s.docs for s in segs])
+    sizes = np.concatenate([s.doc_sizes for s in segs])
+    return _write(directory, pk[order], pd[order], sk.astype("<u8"), sc, ids, sizes)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Registered docs sharing keys with a query, best first."""
+
+    doc_ids: np.ndarray       # int64
+    hits: np.ndarray          # float64: rarity-weighted shared keys
+    containment: np.ndarray   # float64: hits / indexed keys of the doc
+
+
+class IndexReader:
+    """Searches a fixed set of live segments (a snapshot of the index)."""
+
+    def __init__(self, segments: Sequence[Segment]) -> None:
+        self.segments = list(segments)
+        self.n_docs = sum(s.n_docs for s in self.segments)
+        if self.segments:
+            self._doc_ids = np.concatenate([s.docs for s in self.segments]).astype(np.int64)
+            self._doc_sizes = np.concatenate([s.doc_sizes for s in self.segments]).astype(np.float64)
+            order = np.argsort(self._doc_ids, kind="stable")
+            self._doc_ids, self._doc_sizes = self._doc_ids[order], self._doc_sizes[order]
+        else:
+            self._doc_ids = np.zeros(0, np.int64)
+            self._doc_sizes = np.zeros(0, np.float64)
+
+    def key_df(self, keys: np.ndarray) -> np.ndarray:
+        total = np.zeros(keys.shape[0], np.int64)
+        for s in self.segments:
+            lo, hi = s.ranges(keys)
+            total += hi - lo
+        return total
+
+    def stat_df(self, keys: np.ndarray) -> np.ndarray:
+        total = np.zeros(keys.shape[0], np.int64)
+        for s in self.segments:
+            total += s.stat_df(keys)
+        return total
+
+    def doc_size(self, doc_ids: np.ndarray) -> np.ndarray:
+        pos = np.searchsorted(self._doc_ids, doc_ids)
+        pos = np.minimum(pos, max(self._doc_ids.shape[0] - 1, 0))
+        return np.where(self._doc_ids[pos] == doc_ids, self._doc_sizes[pos], 1.0)
+
+    def candidates(self, keys: np.ndarray, *, common_df: int, max_df: int, limit: int) -> Candidates:
+        """Docs sharing the query's keys, ranked by rarity-weighted hits.
+
+        Keys in more than ``max_df`` docs (banners, licences) are skipped: they
+        cannot discriminate and their postings are the slowest to read.
+        """
+        keys = np.unique(keys)
+        df = self.key_df(keys)
+        use = (df > 0) & (df <= max_df)
+        keys, df = keys[use], df[use]
+        if keys.shape[0] == 0 or not self.segments:
+            e = np.zeros(0, np.int64)
+            return Candidates(e, e.astype(np.float64), e.astype(np.float64))
+        weight = np.minimum(1.0, common_df / df)
+        docs_parts, w_parts = [], []
+        for s in self.segments:
+            lo, hi = s.ranges(keys)
+            n = hi - lo
+            has = n > 0
+            if not has.any():
+                continue
+            c = n[has]
+            idx = np.repeat(lo[has], c) + (np.arange(int(c.sum())) - np.repeat(np.cumsum(c) - c, c))
+            docs_parts.append(s.post_docs[idx].astype(np.int64))
+            w_parts.append(np.repeat(weight[has], c))
+        if not docs_parts:
+            e = np.zeros(0, np.int64)
+            return Candidates(e, e.astype(np.float64), e.astype(np.float64))
+        docs = np.concatenate(docs_parts)
+        ws = np.concatenate(w_parts)
+        uniq, inv = np.unique(docs, return_inverse=True)
+        hits = np.bincount(inv, weights=ws)
+        cont = hits / np.maximum(self.doc_size(uniq), 1.0)
+        # Rank by containment first (a whole work inside the query), then by hits
+        # (a fragment of a long work): keep the best of both lists.
+        by_hits = np.argsort(-hits, kind="stable")[:limit]
+        by_cont = np.argsort(-cont, kind="stable")[:limit]
+        pick = np.unique(np.concatenate([by_hits, by_cont]))
+        pick = pick[np.argsort(-(cont[pick] + hits[pick] / max(hits.max(), 1.0)), kind="stable")]
+        return Candidates(uniq[pick], hits[pick], cont[pick])

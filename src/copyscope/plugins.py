@@ -1,0 +1,60 @@
+"""Modality plugins: the interface, and loading them from entry points.
+
+Built-in modalities register exactly as a third-party one would, in the
+``copyscope.modalities`` entry-point group (see pyproject.toml). Loading is
+explicit (``load_modalities()``), never at import time.
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from copyscope.errors import PluginError
+from copyscope.model import Artifact, Match
+from copyscope.stats import CorpusStats
+
+GROUP = "copyscope.modalities"
+
+
+@runtime_checkable
+class Fingerprints(Protocol):
+    """A modality's analysis of one artifact; keys are uint64 and deterministic."""
+
+    modality: str
+    artifact: Artifact
+
+    def index_keys(self) -> np.ndarray: ...   # stored in the index with postings
+    def query_keys(self) -> np.ndarray: ...   # looked up when this artifact is a query
+    def stat_keys(self) -> np.ndarray: ...    # counted per document, for rarity
+    def is_empty(self) -> bool: ...
+
+
+@runtime_checkable
+class Modality(Protocol):
+    name: str
+    version: str
+
+    def accepts(self, artifact: Artifact) -> bool: ...
+    def fingerprint(self, artifact: Artifact) -> Fingerprints: ...
+    def verify(self, query: Any, ref: Any, stats: CorpusStats | None = None) -> Match | None: ...
+    def parameters(self) -> dict[str, Any]: ...
+
+
+def load_modalities() -> dict[str, Modality]:
+    """Instantiate every installed modality; names must be unique."""
+    found: dict[str, Modality] = {}
+    for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
+        try:
+            plugin = ep.load()()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must name itself
+            raise PluginError(f"modality plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not isinstance(plugin, Modality):
+            raise PluginError(f"modality plugin {ep.name!r} does not implement the Modality interface")
+        if plugin.name in found:
+            raise PluginError(f"two modality plugins are named {plugin.name!r}")
+        found[plugin.name] = plugin
+    if not found:
+        raise PluginError("no modality plugins are installed", hint="run `pip install -e .` in the repo")
+    return found

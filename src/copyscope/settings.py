@@ -1,0 +1,33 @@
+"""Settings, passed explicitly: nothing reads the environment except ``Settings.resolve``."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    home: Path
+    max_file_bytes: int = 64 * MiB        # larger inputs are refused (LimitError), never half-read
+    max_files: int = 1_000_000            # files per command line / directory walk
+    max_depth: int = 64                   # directory nesting followed
+    batch_size: int = 256                 # files per registration transaction
+    candidate_limit: int = 50             # registered docs verified per query (per ranking)
+    threshold: float | None = None        # override the modality's default decision threshold
+    db_url: str | None = None             # default: SQLite file inside home
+
+    @classmethod
+    def resolve(cls, home: str | Path | None = None, **overrides) -> "Settings":
+        """``--home``, else ``$COPYSCOPE_HOME``, else ``~/.copyscope``."""
+        chosen = home or os.environ.get("COPYSCOPE_HOME") or Path.home() / ".copyscope"
+        return cls(home=Path(chosen).expanduser(), **overrides)
+
+    def with_(self, **changes) -> "Settings":
+        return replace(self, **changes)
+
+    @property
+    def database_url(self) -> str:
+        return self.db_url or f"sqlite:///{self.home / 'registry.db'}"

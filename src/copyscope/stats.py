@@ -1,0 +1,55 @@
+"""Document frequencies: how common a key is in the corpus a match is judged against.
+
+Rarity is what turns "these texts share words" into evidence. Two sources:
+
+* :class:`MemoryStats` over the documents of one ``compare`` run (every unit),
+* the registry's index segments (``copyscope.index.inverted.IndexReader``).
+
+Both answer the same two questions, so the plugins never know which one they got.
+"""
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class CorpusStats(Protocol):
+    n_docs: int
+
+    def key_df(self, keys: np.ndarray) -> np.ndarray:
+        """How many documents hold each indexed key (winnowed k-gram)."""
+
+    def stat_df(self, keys: np.ndarray) -> np.ndarray:
+        """How many documents hold each statistics key (word / bigram)."""
+
+
+def _counts(key_sets: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not key_sets:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    keys, counts = np.unique(np.concatenate(key_sets), return_counts=True)
+    return keys, counts.astype(np.int64)
+
+
+def lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Counts for ``keys`` in a sorted key table (0 where absent)."""
+    if sorted_keys.shape[0] == 0:
+        return np.zeros(keys.shape[0], np.int64)
+    pos = np.searchsorted(sorted_keys, keys)
+    pos = np.minimum(pos, sorted_keys.shape[0] - 1)
+    return np.where(sorted_keys[pos] == keys, counts[pos], 0)
+
+
+class MemoryStats:
+    """Frequencies over an in-memory set of fingerprinted documents."""
+
+    def __init__(self, docs: Sequence) -> None:
+        self.n_docs = len(docs)
+        self._keys, self._kc = _counts([d.index_keys() for d in docs])
+        self._stats, self._sc = _counts([d.stat_keys() for d in docs])
+
+    def key_df(self, keys: np.ndarray) -> np.ndarray:
+        return lookup(self._keys, self._kc, keys)
+
+    def stat_df(self, keys: np.ndarray) -> np.ndarray:
+        return lookup(self._stats, self._sc, keys)

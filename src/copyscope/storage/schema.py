@@ -1,0 +1,60 @@
+"""Registry tables (SQLAlchemy 2 Core). Alembic migrations create them.
+
+The same tables serve SQLite (embedded default, WAL) and PostgreSQL (server).
+Artifact ids double as document ids in index segments, so they are integers.
+"""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+meta = sa.Table(
+    "meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
+artifacts = sa.Table(
+    "artifacts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("sha256", sa.String(64), nullable=False, unique=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("media_type", sa.String(128), nullable=False),
+    sa.Column("modality", sa.String(32), nullable=False),
+    sa.Column("encoding", sa.String(32)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+works = sa.Table(
+    "works", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("work_id", sa.String(32), nullable=False, unique=True),
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("license", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),          # "file" | "directory"
+    sa.Column("root_path", sa.Text, nullable=False),
+    sa.Column("record_json", sa.Text),
+    sa.Column("record_sha256", sa.String(64)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)
+
+work_artifacts = sa.Table(
+    "work_artifacts", metadata,
+    sa.Column("work_pk", sa.Integer, sa.ForeignKey("works.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("artifact_id", sa.Integer, sa.ForeignKey("artifacts.id"), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("work_pk", "artifact_id", "path"),
+)
+sa.Index("ix_work_artifacts_artifact", work_artifacts.c.artifact_id)
+
+index_segments = sa.Table(
+    "index_segments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("modality", sa.String(32), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False, unique=True),
+    sa.Column("n_docs", sa.Integer, nullable=False),
+    sa.Column("n_postings", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+)

@@ -1,0 +1,129 @@
+"""Seeds → aligned passages, in the style of PAN text alignment.
+
+1. **Seeds**: every k-gram the two documents share (both sides use *all* their
+   k-grams here; winnowing is only for the index). K-grams that repeat many times
+   inside a document (boilerplate, lists) are skipped: they align with everything.
+2. **Clusters**: seeds are split recursively wherever two neighbours are more than
+   ``gap`` tokens apart, alternately along the query and the source axis, until no
+   cluster splits (Sanchez-Perez et al., PAN 2014). Small edits leave gaps shorter
+   than ``gap``, so a lightly edited paragraph stays one passage; reordered
+   sentences become separate passages, which is what a reader wants to see.
+3. **Passages**: clusters with enough matched tokens become passages, reported as
+   k-gram index ranges on both sides plus how many tokens really matched.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from copyscope.text.fingerprint import KGrams
+
+
+@dataclass(frozen=True)
+class RawPassage:
+    """One aligned region in k-gram index space (inclusive ranges)."""
+
+    kind: str
+    q_first: int
+    q_last: int
+    r_first: int
+    r_last: int
+    seeds: int
+    q_tokens: int      # query tokens covered by matching k-grams
+    r_tokens: int      # source tokens covered by matching k-grams
+    weight: float      # r_tokens discounted by how common the seeds are in the registry
+    q_seeds: np.ndarray = field(repr=False, default=None)   # k-gram indices of the seeds
+    r_seeds: np.ndarray = field(repr=False, default=None)
+
+
+def seed_pairs(q: np.ndarray, r: np.ndarray, max_occ: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with ``q[i] == r[j]``, skipping hashes repeated > ``max_occ`` times."""
+    if q.shape[0] == 0 or r.shape[0] == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    order = np.argsort(r, kind="stable")
+    rs = r[order]
+    lo = np.searchsorted(rs, q, "left")
+    hi = np.searchsorted(rs, q, "right")
+    cnt = hi - lo
+    ok = (cnt > 0) & (cnt <= max_occ)
+    if ok.any():
+        uq, inv, qcnt = np.unique(q, return_inverse=True, return_counts=True)
+        ok &= qcnt[inv] <= max_occ
+    qi_base = np.nonzero(ok)[0]
+    c = cnt[ok]
+    total = int(c.sum())
+    qi = np.repeat(qi_base, c)
+    within = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
+    rj = order[np.repeat(lo[ok], c) + within]
+    return qi.astype(np.int64), rj.astype(np.int64)
+
+
+def _split(order_vals: np.ndarray, members: np.ndarray, gap: int) -> list[np.ndarray]:
+    o = members[np.argsort(order_vals[members], kind="stable")]
+    v = order_vals[o]
+    cuts = np.nonzero(np.diff(v) > gap)[0] + 1
+    return np.split(o, cuts) if cuts.shape[0] else [o]
+
+
+def cluster(qi: np.ndarray, rj: np.ndarray, gap: int) -> list[np.ndarray]:
+    """Split seeds into clusters that are dense along both axes."""
+    if qi.shape[0] == 0:
+        return []
+    pending = [(np.arange(qi.shape[0]), 0)]
+    done: list[np.ndarray] = []
+    axes = (qi, rj)
+    while pending:
+        members, axis = pending.pop()
+        parts = _split(axes[axis], members, gap)
+        if len(parts) == 1:
+            # Stable on this axis; stable on the other one too only if it was just checked.
+            other = _split(axes[1 - axis], members, gap)
+            if len(other) == 1:
+                done.append(members)
+            else:
+                pending.extend((p, axis) for p in other)
+        else:
+            pending.extend((p, 1 - axis) for p in parts)
+    done.sort(key=lambda m: (int(qi[m].min()), int(rj[m].min())))
+    return done
+
+
+def covered(starts: np.ndarray, k: int) -> int:
+    """How many tokens the k-grams starting at ``starts`` cover together."""
+    if starts.shape[0] == 0:
+        return 0
+    s = np.unique(starts)
+    steps = np.minimum(np.diff(s), k)
+    return int(steps.sum()) + k
+
+
+def align(q: KGrams, r: KGrams, *, gap: int, min_tokens: int,
+          weights: np.ndarray | None = None, max_occ: int = 8) -> list[RawPassage]:
+    """Aligned passages between query ``q`` and source ``r`` of one stream.
+
+    ``weights`` (optional, one per source k-gram, in [0, 1]) discounts k-grams that
+    are common across the registry, such as site banners and legal footers.
+    """
+    qi, rj = seed_pairs(q.hashes, r.hashes, max_occ)
+    k_q = min(q.k, max(1, len(q.tokens)))
+    k_r = min(r.k, max(1, len(r.tokens)))
+    out = []
+    for m in cluster(qi, rj, gap):
+        q_tok = covered(qi[m], k_q)
+        r_tok = covered(rj[m], k_r)
+        if min(q_tok, r_tok) < min_tokens:
+            continue
+        weight = float(r_tok)
+        if weights is not None:
+            # Mean discount of the seeds the corpus knows (the index holds winnowed
+            # k-grams only), scaled to tokens so the weight stays in token units.
+            w = weights[np.unique(rj[m])]
+            w = w[~np.isnan(w)]
+            if w.shape[0]:
+                weight *= float(w.mean())
+        out.append(RawPassage(q.kind, int(qi[m].min()), int(qi[m].max()), int(rj[m].min()),
+                              int(rj[m].max()), int(m.shape[0]), q_tok, r_tok, weight,
+                              qi[m], rj[m]))
+    return out

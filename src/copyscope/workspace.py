@@ -1,0 +1,389 @@
+"""The workspace: registry database, blob store and fingerprint index on disk.
+
+Layout under ``home``::
+
+    registry.db        SQLite (WAL): works, artifacts, live index segments
+    blobs/ab/cd/<sha>  the registered bytes, content-addressed
+    index/<modality>/  immutable index segments (copyscope.index.inverted)
+    lock               held by the one writer
+
+Registration is atomic per batch: blobs and the segment file are written and
+fsynced first, then one transaction makes them live. A ``kill -9`` at any point
+leaves every work either fully registered and indexed, or absent.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from copyscope.errors import CopyscopeError, InputError, WorkspaceError
+from copyscope.evidence import InputRecord, Result
+from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
+from copyscope.ingest import FoundFile, expand_paths, read_artifact
+from copyscope.model import Artifact, Match
+from copyscope.plugins import Fingerprints, Modality, load_modalities
+from copyscope.progress import NullProgress, Progress
+from copyscope.settings import Settings
+from copyscope.storage.blobs import BlobStore
+from copyscope.storage.registry import NewArtifact, NewWork, SqlRegistry, make_engine, migrate
+
+MAX_SEGMENTS = 12          # more live segments than this triggers a merge of the small ones
+
+
+@dataclass(frozen=True)
+class RegisteredWork:
+    work_id: str
+    title: str
+    path: str
+    files: int
+    new_artifacts: int       # files whose content was not in the registry yet
+
+
+@dataclass(frozen=True)
+class RegisterOutcome:
+    works: list[RegisteredWork]
+    errors: list[str]
+
+
+@dataclass(frozen=True)
+class WorkSpec:
+    title: str
+    root: str
+    kind: str
+    files: list[FoundFile]
+
+
+def pick_modality(modalities: dict[str, Modality], artifact: Artifact) -> Modality:
+    for m in modalities.values():
+        if m.accepts(artifact):
+            return m
+    raise InputError(f"{artifact.origin}: no modality accepts this file (binary or unsupported)")
+
+
+def fingerprint(modalities: dict[str, Modality], artifact: Artifact) -> tuple[Modality, Fingerprints]:
+    modality = pick_modality(modalities, artifact)
+    fp = modality.fingerprint(artifact)
+    if fp.is_empty():
+        raise InputError(f"{artifact.origin}: nothing to fingerprint (no words or characters)")
+    return modality, fp
+
+
+def load_record(path: Path | None) -> tuple[dict[str, Any] | None, str | None]:
+    """A creation record: any JSON object; stored canonically with its SHA-256."""
+    if path is None:
+        return None, None
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read creation record ({exc.strerror})") from None
+    try:
+        record = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: creation record is not valid JSON ({exc})") from None
+    if not isinstance(record, dict):
+        raise InputError(f"{path}: creation record must be a JSON object")
+    import rfc8785  # noqa: PLC0415
+    return record, hashlib.sha256(rfc8785.dumps(record)).hexdigest()
+
+
+class Workspace:
+    def __init__(self, settings: Settings, modalities: dict[str, Modality] | None = None) -> None:
+        self.settings = settings
+        self.home = settings.home
+        self.modalities = modalities if modalities is not None else load_modalities()
+        self.engine = make_engine(settings.database_url)
+        self.registry = SqlRegistry(self.engine)
+        self.blobs = BlobStore(self.home / "blobs")
+        self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
+
+    # -- lifecycle -------------------------------------------------------------
+    @classmethod
+    def init(cls, settings: Settings, modalities: dict[str, Modality] | None = None) -> "Workspace":
+        try:
+            settings.home.mkdir(parents=True, exist_ok=True)
+            (settings.home / "blobs").mkdir(exist_ok=True)
+            (settings.home / "index").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot create workspace at {settings.home}: {exc.strerror}") from None
+        ws = cls(settings, modalities)
+        with ws._lock():
+            migrate(ws.engine)
+        return ws
+
+    @classmethod
+    def open(cls, settings: Settings, modalities: dict[str, Modality] | None = None) -> "Workspace":
+        if settings.db_url is None and not (settings.home / "registry.db").exists():
+            raise WorkspaceError(f"no workspace at {settings.home}", hint="run `copyscope init` first")
+        ws = cls(settings, modalities)
+        with ws._lock():
+            migrate(ws.engine)
+        return ws
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _lock(self):  # noqa: ANN202 - a context manager
+        return _FileLock(self.home / "lock")
+
+    def _index_dir(self, modality: str) -> Path:
+        return self.home / "index" / modality
+
+    # -- register ----------------------------------------------------------------
+    def plan_works(self, paths: Sequence[str | Path], *, title: str | None, each: bool) -> list[WorkSpec]:
+        specs: list[WorkSpec] = []
+        for p in paths:
+            path = Path(p)
+            files = expand_paths([p], self.settings)
+            if each or not path.is_dir():
+                for f in files:
+                    name = f.relative if len(files) > 1 or path.is_dir() else path.name
+                    t = title if (title and len(files) == 1 and not path.is_dir()) else (
+                        f"{title}: {Path(name).name}" if title else Path(name).name)
+                    specs.append(WorkSpec(t, f.relative, "file", [f]))
+            else:
+                if not files:
+                    raise InputError(f"{p}: directory has no files")
+                specs.append(WorkSpec(title or path.resolve().name, str(p), "directory", files))
+        return specs
+
+    def register(self, paths: Sequence[str | Path], *, owner: str, license: str, title: str | None = None,
+                 record: Path | None = None, each: bool = False,
+                 progress: Progress | None = None) -> RegisterOutcome:
+        """Register works; a work whose files cannot be used is refused, others proceed."""
+        if not owner.strip():
+            raise InputError("--owner must not be empty")
+        rec, rec_sha = load_record(record)
+        progress = progress or NullProgress()
+        specs = self.plan_works(paths, title=title, each=each)
+        done: list[RegisteredWork] = []
+        errors: list[str] = []
+        progress.start(sum(len(s.files) for s in specs), "registering")
+        with self._lock():
+            for batch in _batches(specs, self.settings.batch_size):
+                works, errs = self._register_batch(batch, owner, license, rec, rec_sha, progress)
+                done.extend(works)
+                errors.extend(errs)
+            self._maybe_merge()
+        progress.stop()
+        return RegisterOutcome(done, errors)
+
+    def _register_batch(self, specs: list[WorkSpec], owner: str, license: str, rec, rec_sha,
+                        progress: Progress) -> tuple[list[RegisteredWork], list[str]]:
+        errors: list[str] = []
+        ready: list[tuple[WorkSpec, list[tuple[str, Artifact, Modality, Fingerprints]]]] = []
+        for spec in specs:
+            items = []
+            for f in spec.files:
+                try:
+                    art = read_artifact(f.path, self.settings, origin=f.relative)
+                    modality, fp = fingerprint(self.modalities, art)
+                    items.append((f.relative, art, modality, fp))
+                except CopyscopeError as exc:
+                    if spec.kind == "directory":
+                        errors.append(f"skipped {exc.message}")
+                    else:
+                        errors.append(exc.message)
+                progress.advance(1)
+            if items:
+                ready.append((spec, items))
+            elif spec.kind == "directory":
+                errors.append(f"{spec.root}: no usable files; work not registered")
+        if not ready:
+            return [], errors
+        known = self.registry.artifact_ids([a.sha256 for _, items in ready for _, a, _, _ in items])
+        fresh: dict[str, tuple[Artifact, Modality, Fingerprints]] = {}
+        for _, items in ready:
+            for _, art, modality, fp in items:
+                if art.sha256 not in known and art.sha256 not in fresh:
+                    fresh[art.sha256] = (art, modality, fp)
+        next_id = self.registry.next_artifact_id()
+        planned = {sha: next_id + i for i, sha in enumerate(fresh)}
+        new_artifacts = []
+        by_modality: dict[str, list[DocKeys]] = {}
+        for sha, (art, modality, fp) in fresh.items():
+            self.blobs.put(sha, art.data)
+            new_artifacts.append(NewArtifact(sha, art.size, getattr(fp, "media_type", art.media_type),
+                                             modality.name, getattr(getattr(fp, "decoded", None),
+                                                                    "encoding", None)))
+            by_modality.setdefault(modality.name, []).append(
+                DocKeys(planned[sha], fp.index_keys(), fp.stat_keys()))
+        segments = []
+        for name, docs in by_modality.items():
+            seg = write_segment(self._index_dir(name), docs)
+            segments.append((name, seg, len(docs), int(sum(d.keys.shape[0] for d in docs))))
+        works = [NewWork(spec.title, owner, license, spec.kind, spec.root,
+                         [(rel, art.sha256) for rel, art, _, _ in items], rec, rec_sha)
+                 for spec, items in ready]
+        ids = self.registry.commit_batch(new_artifacts, works, segments, planned)
+        out = []
+        for wid, (spec, items) in zip(ids, ready):
+            n_new = sum(1 for _, a, _, _ in items if a.sha256 in fresh)
+            out.append(RegisteredWork(wid, spec.title, spec.root, len(items), n_new))
+        return out, errors
+
+    def _maybe_merge(self) -> None:
+        """Merge small segments (tiered): keeps lookups fast without rewriting big ones."""
+        for name in self.modalities:
+            live = self.registry.live_segments(name)
+            if len(live) <= MAX_SEGMENTS:
+                continue
+            d = self._index_dir(name)
+            sizes = {n: (d / n).stat().st_size for n in live}
+            small = sorted(live, key=lambda n: sizes[n])[: len(live) - MAX_SEGMENTS // 2]
+            segs = [Segment(d / n) for n in small]
+            new = merge_segments(d, segs)
+            self.registry.swap_segments(name, small, new, sum(s.n_docs for s in segs),
+                                        sum(int(s.post_keys.shape[0]) for s in segs))
+            del segs
+            for n in small:
+                (d / n).unlink(missing_ok=True)
+
+    def collect_garbage(self) -> dict[str, int]:
+        """Remove files an interrupted writer left behind (never referenced ones)."""
+        with self._lock():
+            live = self.registry.all_segment_names()
+            removed_segments = 0
+            for name in self.modalities:
+                d = self._index_dir(name)
+                for p in d.glob("seg-*") if d.exists() else []:
+                    if p.name not in live:
+                        p.unlink(missing_ok=True)
+                        removed_segments += 1
+            removed_blobs = self.blobs.collect(self.registry.referenced_blobs())
+        return {"segments": removed_segments, "blobs": removed_blobs}
+
+    # -- check -------------------------------------------------------------------
+    def reader(self, modality: str) -> IndexReader:
+        d = self._index_dir(modality)
+        return IndexReader([Segment(d / n) for n in self.registry.live_segments(modality)])
+
+    def check(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> Result:
+        progress = progress or NullProgress()
+        files = expand_paths(list(paths), self.settings)
+        readers = {name: self.reader(name) for name in self.modalities}
+        result = Result("check", self.parameters())
+        progress.start(len(files), "checking")
+        for f in files:
+            try:
+                art = read_artifact(f.path, self.settings, origin=f.relative)
+                modality, fp = fingerprint(self.modalities, art)
+            except CopyscopeError as exc:
+                result.errors.append(exc.message)
+                progress.advance(1)
+                continue
+            result.inputs.append(_input_record("query", fp))
+            for match, ref in self.check_one(modality, fp, readers[modality.name]):
+                result.matches.append(match)
+                result.inputs.append(_input_record("registered", ref, match.work.work_id if match.work else None,
+                                                   path=match.registered_path))
+            progress.advance(1)
+        progress.stop()
+        return result
+
+    def check_one(self, modality: Modality, fp: Fingerprints,
+                  reader: IndexReader) -> Iterator[tuple[Match, Fingerprints]]:
+        params = modality.parameters()
+        max_df = max(100, int(0.02 * reader.n_docs))
+        cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3),
+                                  max_df=max_df, limit=self.settings.candidate_limit)
+        if cands.doc_ids.shape[0] == 0:
+            return
+        shas = self.registry.artifact_sha256(cands.doc_ids.tolist())
+        works = self.registry.works_for_artifacts(cands.doc_ids.tolist())
+        threshold = self.threshold(modality)
+        for doc_id in cands.doc_ids.tolist():
+            if doc_id not in shas:
+                continue
+            ref = self._ref_fingerprints(modality, shas[doc_id])
+            match = modality.verify(fp, ref, reader)
+            if match is None or match.score < threshold:
+                continue
+            for work in works.get(doc_id, []):
+                yield replace(match, work=work, registered_path=work.path, verdict="copy"), ref
+
+    def threshold(self, modality: Modality) -> float:
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return float(modality.parameters().get("threshold", 0.5))
+
+    def _ref_fingerprints(self, modality: Modality, sha256: str) -> Fingerprints:
+        cached = self._ref_cache.get(sha256)
+        if cached is not None:
+            self._ref_cache.move_to_end(sha256)
+            return cached
+        fp = modality.fingerprint(Artifact(self.blobs.get(sha256), origin=sha256, sha256=sha256))
+        self._ref_cache[sha256] = fp
+        if len(self._ref_cache) > 256:
+            self._ref_cache.popitem(last=False)
+        return fp
+
+    def parameters(self) -> dict[str, Any]:
+        params = {name: m.parameters() for name, m in sorted(self.modalities.items())}
+        if self.settings.threshold is not None:
+            for p in params.values():
+                p["threshold"] = self.settings.threshold
+        return params
+
+    def works(self, limit: int | None = None):  # noqa: ANN201
+        return self.registry.list_works(limit)
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"home": str(self.home), "works": self.registry.work_count()}
+        for name in self.modalities:
+            out[name] = {"artifacts": self.registry.artifact_count(name),
+                         "segments": len(self.registry.live_segments(name))}
+        return out
+
+
+def _input_record(role: str, fp: Fingerprints, work_id: str | None = None, *, path: str | None = None) -> InputRecord:
+    art = fp.artifact
+    return InputRecord(role, path or art.origin, art.sha256, art.size,
+                       getattr(fp, "media_type", art.media_type),
+                       getattr(getattr(fp, "decoded", None), "encoding", None), work_id)
+
+
+def _batches(specs: list[WorkSpec], size: int) -> Iterator[list[WorkSpec]]:
+    batch: list[WorkSpec] = []
+    count = 0
+    for spec in specs:
+        if batch and count + len(spec.files) > size:
+            yield batch
+            batch, count = [], 0
+        batch.append(spec)
+        count += len(spec.files)
+    if batch:
+        yield batch
+
+
+class _FileLock:
+    """An exclusive advisory lock: one writer per workspace at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fd: int | None = None
+
+    def __enter__(self) -> "_FileLock":
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot lock workspace {self.path.parent}: {exc.strerror}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
