@@ -115,7 +115,8 @@ def compare_pairs(pairs: Sequence[tuple[str, str]], settings: Settings, modaliti
     for p in paths:
         docs.get(p)
         progress.advance(1)
-    stats = MemoryStats([fp for _, fp in docs.docs.values()])
+    refs = sorted({b for _, b in pairs if b in docs.docs})
+    stats = MemoryStats([docs.docs[b][1] for b in refs], [fp for _, fp in docs.docs.values()])
     out = []
     for a, b in pairs:
         pa, pb = docs.docs.get(a), docs.docs.get(b)

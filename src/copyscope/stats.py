@@ -41,12 +41,19 @@ def lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.
 
 
 class MemoryStats:
-    """Frequencies over an in-memory set of fingerprinted documents."""
+    """Frequencies over in-memory fingerprinted documents.
 
-    def __init__(self, docs: Sequence) -> None:
-        self.n_docs = len(docs)
-        self._keys, self._kc = _counts([d.index_keys() for d in docs])
-        self._stats, self._sc = _counts([d.stat_keys() for d in docs])
+    ``reference`` plays the registry: its k-grams decide what is common
+    boilerplate. ``corpus`` (default: the reference) gives the vocabulary IDF.
+    Keeping them apart matters: when many queries copy one source, the copied
+    text must not become "common" just because it was copied often.
+    """
+
+    def __init__(self, reference: Sequence, corpus: Sequence | None = None) -> None:
+        corpus = reference if corpus is None else corpus
+        self.n_docs = len(corpus)
+        self._keys, self._kc = _counts([d.index_keys() for d in reference])
+        self._stats, self._sc = _counts([d.stat_keys() for d in corpus])
 
     def key_df(self, keys: np.ndarray) -> np.ndarray:
         return lookup(self._keys, self._kc, keys)

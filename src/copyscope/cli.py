@@ -1,0 +1,293 @@
+"""The ``copyscope`` command line: parses arguments, calls ``copyscope.api``, renders.
+
+Exit codes (docs/cli.md): 0 no match · 1 matches found · 2 usage or input error ·
+3 workspace/storage error · 4 not found · 5 plugin error · 70 internal error ·
+130 interrupted.
+"""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from copyscope import __version__, api
+from copyscope.errors import EXIT_INTERNAL, EXIT_MATCH, EXIT_NO_MATCH, CopyscopeError, UsageError
+from copyscope.render import (RichProgress, check_tsv, emit_json, pairs_table, pairs_tsv,
+                              print_check_table, print_passages)
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="copyscope: register works, find copies, explain them with aligned evidence.")
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    tsv = "tsv"
+
+
+class Unit(str, Enum):
+    file = "file"
+    dir = "dir"
+
+
+class Ctx:
+    def __init__(self, home: Optional[Path], quiet: bool, json_out: bool, max_bytes: Optional[int]) -> None:
+        overrides = {"max_file_bytes": max_bytes} if max_bytes else {}
+        self.settings = api.Settings.resolve(home, **overrides)
+        self.quiet = quiet
+        self.json = json_out
+        self.out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+        self.err = Console(stderr=True, highlight=False)
+
+    def progress(self) -> RichProgress:
+        return RichProgress(self.err, enabled=not self.quiet)
+
+    def fmt(self, fmt: Format) -> Format:
+        return Format.json if self.json else fmt
+
+    def note(self, text: str) -> None:
+        if not self.quiet:
+            self.err.print(text)
+
+    def warn_errors(self, errors) -> None:  # noqa: ANN001
+        for e in errors:
+            self.err.print(f"warning: {e}", highlight=False, markup=False)
+
+
+def _ctx(ctx: typer.Context) -> Ctx:
+    return ctx.obj
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    home: Optional[Path] = typer.Option(None, "--home", help="Workspace directory (default $COPYSCOPE_HOME or ~/.copyscope)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes on stderr."),
+    json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", min=1, help="Refuse input files larger than this (default 64 MiB)."),
+) -> None:
+    ctx.obj = Ctx(home, quiet, json_out, max_bytes)
+
+
+@app.command()
+def version() -> None:
+    """Print the copyscope version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def init(ctx: typer.Context) -> None:
+    """Create the workspace (registry database and fingerprint index)."""
+    c = _ctx(ctx)
+    with api.init(c.settings) as ws:
+        info = ws.stats()
+    if c.json:
+        emit_json(info)
+    else:
+        typer.echo(f"workspace ready at {c.settings.home}")
+
+
+@app.command()
+def register(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Files or directories to register."),
+    owner: str = typer.Option(..., "--owner", help="Who holds the rights."),
+    title: Optional[str] = typer.Option(None, "--title", help="Work title (default: the file or directory name)."),
+    license: str = typer.Option("All-Rights-Reserved", "--license", help="Licence, e.g. an SPDX id."),
+    record: Optional[Path] = typer.Option(None, "--record", help="Creation record (JSON object) stored with the work."),
+    each: bool = typer.Option(False, "--each", help="One work per file instead of one work per directory."),
+) -> None:
+    """Register works; prints one work id per line (tab, title, path)."""
+    c = _ctx(ctx)
+    with api.open_workspace(c.settings) as ws:
+        outcome = ws.register([str(p) for p in paths], owner=owner, license=license, title=title,
+                              record=record, each=each, progress=c.progress())
+    c.warn_errors(outcome.errors)
+    if c.json:
+        emit_json({"works": [w.__dict__ for w in outcome.works], "errors": outcome.errors})
+    else:
+        for w in outcome.works:
+            typer.echo(f"{w.work_id}\t{w.title}\t{w.path}")
+        reused = sum(w.files - w.new_artifacts for w in outcome.works)
+        c.note(f"registered {len(outcome.works)} work(s)" + (f"; {reused} file(s) already known, reused" if reused else ""))
+    if outcome.errors:
+        raise typer.Exit(2)
+
+
+def _finish(c: Ctx, result: api.Result, fmt: Format, report: Optional[Path], bundle: Optional[Path]) -> None:
+    if bundle:
+        api.write_bundle(result.bundle(), bundle)
+        c.note(f"evidence bundle: {bundle}")
+    if report:
+        api.write_report(result.bundle(), report)
+        c.note(f"report: {report}")
+    c.warn_errors(result.errors)
+    fmt = c.fmt(fmt)
+    if fmt is Format.json:
+        emit_json(result.bundle())
+    elif fmt is Format.tsv:
+        for line in check_tsv(result):
+            typer.echo(line)
+    elif result.operation == "compare" and result.matches:
+        for m in result.matches:
+            typer.echo(f"score {m.score:.3f} ({m.verdict}); {m.coverage_registered:.0%} of B and "
+                       f"{m.coverage_query:.0%} of A in {len(m.passages)} passage(s)")
+            print_passages(c.out, m, limit=100)
+    elif result.operation == "compare":
+        typer.echo("no aligned passages")
+    else:
+        print_check_table(c.out, result)
+    if result.errors:
+        raise typer.Exit(2)
+    raise typer.Exit(EXIT_MATCH if result.copies else EXIT_NO_MATCH)
+
+
+@app.command()
+def check(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(..., help="Files or directories to check against the registry."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json (the evidence bundle) or tsv."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Report pairs scoring at least this (default 0.5)."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML evidence report here."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also write the evidence bundle (canonical JSON) here."),
+) -> None:
+    """Find registered works copied into the given files. Exit 1 when copies are found."""
+    c = _ctx(ctx)
+    settings = c.settings.with_(threshold=threshold) if threshold is not None else c.settings
+    with api.open_workspace(settings) as ws:
+        result = ws.check([str(p) for p in paths], progress=c.progress())
+    _finish(c, result, fmt, report, bundle)
+
+
+@app.command()
+def compare(
+    ctx: typer.Context,
+    paths: list[Path] = typer.Argument(None, help="Two files (A B), or the paths for --all-pairs."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="File of 'pathA<TAB>pathB' lines to score."),
+    all_pairs: bool = typer.Option(False, "--all-pairs", help="Score every pair of units among PATHS."),
+    unit: Unit = typer.Option(Unit.file, "--unit", help="With --all-pairs: every file, or every top-level directory."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or tsv."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0),
+    report: Optional[Path] = typer.Option(None, "--report", help="A B only: write the HTML evidence report."),
+    bundle: Optional[Path] = typer.Option(None, "--bundle", help="A B only: write the evidence bundle."),
+) -> None:
+    """Compare files directly, without the registry."""
+    c = _ctx(ctx)
+    paths = paths or []
+    settings = c.settings.with_(threshold=threshold) if threshold is not None else c.settings
+    modalities = api.load_modalities()
+    if pairs is not None or all_pairs:
+        if pairs is not None and all_pairs:
+            raise UsageError("use either --pairs or --all-pairs, not both")
+        if pairs is not None:
+            scores, errors = api.compare_pairs(api.read_pairs_file(pairs), settings, modalities, c.progress())
+        else:
+            scores, errors = api.compare_all(paths, settings, modalities, unit=unit.value, progress=c.progress())
+        c.warn_errors(errors.values())
+        thr = settings.threshold if settings.threshold is not None else 0.5
+        fmt = c.fmt(fmt)
+        if fmt is Format.tsv:
+            for line in pairs_tsv(scores):
+                typer.echo(line)
+        elif fmt is Format.json:
+            emit_json({"pairs": [{"a": s.a, "b": s.b, "score": round(s.score, 4)} for s in scores],
+                       "errors": errors})
+        else:
+            pairs_table(c.out, scores, thr)
+        raise typer.Exit(2 if errors else (EXIT_MATCH if any(s.score >= thr for s in scores) else EXIT_NO_MATCH))
+    if len(paths) != 2:
+        raise UsageError("compare takes two files (A B), or --pairs FILE, or --all-pairs PATH...")
+    result = api.compare(paths[0], paths[1], settings, modalities)
+    _finish(c, result, fmt, report, bundle)
+
+
+@app.command("report")
+def report_cmd(
+    ctx: typer.Context,
+    bundle: Path = typer.Argument(..., help="Evidence bundle from check/compare --bundle (or --format json)."),
+    out: Path = typer.Option(Path("copyscope-report.html"), "--out", "-o", help="HTML file to write."),
+) -> None:
+    """Write the self-contained HTML evidence report for a saved result."""
+    c = _ctx(ctx)
+    path = api.report_from_file(bundle, out)
+    typer.echo(str(path)) if not c.json else emit_json({"report": str(path)})
+
+
+@app.command()
+def works(ctx: typer.Context, limit: int = typer.Option(0, "--limit", min=0, help="Show at most this many (0 = all).")) -> None:
+    """List registered works."""
+    c = _ctx(ctx)
+    with api.open_workspace(c.settings) as ws:
+        items = ws.works(limit or None)
+    if c.json:
+        emit_json([w.__dict__ for w in items])
+    else:
+        for w in items:
+            typer.echo(f"{w.work_id}\t{w.title}\t{w.owner}\t{w.license}\t{w.path}")
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Show the workspace: works, artifacts and index segments per modality."""
+    c = _ctx(ctx)
+    with api.open_workspace(c.settings) as ws:
+        info = ws.stats()
+    emit_json(info) if c.json else [typer.echo(f"{k}: {v}") for k, v in info.items()]
+
+
+@app.command()
+def gc(ctx: typer.Context) -> None:
+    """Delete files an interrupted registration left behind (never live data)."""
+    c = _ctx(ctx)
+    with api.open_workspace(c.settings) as ws:
+        removed = ws.collect_garbage()
+    emit_json(removed) if c.json else typer.echo(f"removed {removed['segments']} segment(s), {removed['blobs']} blob(s)")
+
+
+@app.command()
+def demo(ctx: typer.Context, out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Where to put the workspace, samples and report.")) -> None:
+    """Register the built-in English and Chinese samples, check the derived copies, write a report."""
+    from copyscope.demo import run_demo  # noqa: PLC0415
+    c = _ctx(ctx)
+    outcome = run_demo(out, progress=c.progress())
+    if c.json:
+        emit_json({"report": str(outcome.report), "bundle": str(outcome.bundle),
+                   "matches": len(outcome.result.matches)})
+        return
+    typer.echo(f"registered {len(outcome.registered.works)} works from {outcome.samples / 'registered'}")
+    print_check_table(c.out, outcome.result, passages=False)
+    typer.echo(f"\nevidence bundle: {outcome.bundle}\nreport: {outcome.report.resolve()}")
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point: every failure becomes one line on stderr and a documented exit code."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+        return rc if isinstance(rc, int) else 0
+    except typer.Exit as exc:
+        return exc.exit_code
+    except CopyscopeError as exc:
+        sys.stderr.write(f"error: {exc.message}\n")
+        if exc.hint:
+            sys.stderr.write(f"hint: {exc.hint}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # noqa: BLE001
+        import click  # noqa: PLC0415
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            return 2
+        if isinstance(exc, click.exceptions.Abort):
+            return 130
+        sys.stderr.write(f"internal error: {type(exc).__name__}: {exc} (please report this)\n")
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""Terminal rendering for the CLI: tables, TSV, JSON and progress bars (Rich)."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Iterable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from copyscope.comparing import PairScore
+from copyscope.evidence import Result
+from copyscope.model import Match, Span
+
+SNIPPET = 240
+
+
+class RichProgress:
+    """A progress bar that appears only when work runs longer than ``delay`` seconds
+    and only on a terminal, so scripts and logs stay clean."""
+
+    def __init__(self, console: Console, *, enabled: bool = True, delay: float = 1.0) -> None:
+        self.console = console
+        self.enabled = enabled and console.is_terminal
+        self.delay = delay
+        self._bar: Progress | None = None
+        self._task = None
+        self._done = 0
+        self._total: int | None = None
+        self._desc = ""
+        self._t0 = 0.0
+
+    def start(self, total: int | None, description: str) -> None:
+        self._total, self._desc, self._done, self._t0 = total, description, 0, time.monotonic()
+
+    def advance(self, n: int = 1) -> None:
+        self._done += n
+        if not self.enabled:
+            return
+        if self._bar is None and time.monotonic() - self._t0 > self.delay:
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=self.console, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self._desc, total=self._total, completed=self._done)
+        elif self._bar is not None:
+            self._bar.update(self._task, completed=self._done)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+def _clip(text: str, n: int = SNIPPET) -> str:
+    one = " ".join(text.split())
+    return one if len(one) <= n else one[: n - 1] + "…"
+
+
+def _where(s: Span) -> str:
+    lines = f"line {s.line_start}" if s.line_start == s.line_end else f"lines {s.line_start}-{s.line_end}"
+    return f"{lines}, chars {s.start}-{s.end}"
+
+
+def print_check_table(console: Console, result: Result, *, passages: bool = True) -> None:
+    matches = sorted(result.matches, key=lambda m: (m.query_path, -m.score))
+    if not matches:
+        console.print("No copies found above the threshold.")
+        return
+    table = Table(title="Matches", show_lines=False)
+    for col in ("query", "work", "title", "owner", "licence", "score", "coverage", "passages"):
+        table.add_column(col, overflow="fold")
+    for m in matches:
+        w = m.work
+        table.add_row(escape(m.query_path), w.work_id if w else "-", escape(w.title) if w else escape(m.registered_path),
+                      escape(w.owner) if w else "-", escape(w.license) if w else "-", f"{m.score:.3f}",
+                      f"{m.coverage_registered:.0%} of work", str(len(m.passages)))
+    console.print(table)
+    if passages:
+        for m in matches:
+            print_passages(console, m)
+
+
+def print_passages(console: Console, m: Match, limit: int = 20) -> None:
+    label = m.work.work_id if m.work else m.registered_path
+    console.print(f"\n[bold]{escape(m.query_path)}[/] ↔ [bold]{escape(label)}[/] "
+                  f"(score {m.score:.3f}, {len(m.passages)} passage(s))")
+    for i, p in enumerate(m.passages[:limit], 1):
+        console.print(f"  [{i}] query {_where(p.query)}  ⇄  registered {_where(p.registered)}  "
+                      f"({p.tokens} tokens, rarity {p.rarity:.2f})")
+        console.print(f"      query:      {escape(_clip(p.query.text))}", highlight=False)
+        console.print(f"      registered: {escape(_clip(p.registered.text))}", highlight=False)
+    if len(m.passages) > limit:
+        console.print(f"  … {len(m.passages) - limit} more passage(s) in --format json / the report")
+
+
+def check_tsv(result: Result) -> Iterable[str]:
+    for m in sorted(result.matches, key=lambda m: (m.query_path, -m.score, m.registered_path)):
+        yield f"{m.query_path}\t{m.registered_path}\t{m.score:.4f}"
+
+
+def pairs_tsv(scores: Iterable[PairScore]) -> Iterable[str]:
+    for s in scores:
+        yield f"{s.a}\t{s.b}\t{s.score:.4f}"
+
+
+def pairs_table(console: Console, scores: list[PairScore], threshold: float) -> None:
+    table = Table(title="Pair scores")
+    for col in ("A", "B", "score", "verdict", "passages"):
+        table.add_column(col, overflow="fold")
+    for s in sorted(scores, key=lambda s: -s.score):
+        verdict = "copy" if s.score >= threshold else "-"
+        table.add_row(escape(s.a), escape(s.b), f"{s.score:.3f}", verdict,
+                      str(len(s.match.passages)) if s.match else "0")
+    console.print(table)
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=True) + "\n")
