@@ -46,6 +46,7 @@ _MULTIBYTE = frozenset({"gb18030", "gbk", "big5", "cp950", "big5hkscs", "shift_j
                         "cp932", "euc_jp", "euc_kr", "cp949", "euc_jis_2004"})
 _CTRL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _NONASCII_RE = re.compile("[^\x00-\x7f]")
+_SPACED_HANZI = re.compile("[\u4e00-\u9fff] [\u4e00-\u9fff]")
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _ASCII_ALPHA = re.compile("[A-Za-z]")
 _META_RE = re.compile(rb"""<meta[^>]{0,300}?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]{2,40})""", re.I)
@@ -109,7 +110,7 @@ def decode_bytes(data: bytes, *, name: str = "<input>") -> Decoded:
         raise InputError(f"{name}: file is empty")
     for bom, enc in _BOMS:
         if data.startswith(bom):
-            return _finish(_strict(data[len(bom):], enc, name), enc, len(bom), data, name)
+            return _finish(_strict(data[len(bom):], enc, name, len(bom)), enc, len(bom), data, name)
     if b"\x00" in data:
         enc = _sniff_wide(data)
         if enc is None:
@@ -136,12 +137,12 @@ def _codec(enc: str) -> str:
     return "utf-8" if enc == "utf-8-sig" else enc
 
 
-def _strict(body: bytes, enc: str, name: str) -> str:
+def _strict(body: bytes, enc: str, name: str, base: int = 0) -> str:
     try:
         return body.decode(_codec(enc))
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: looks like binary data, not text "
-                         f"(invalid {enc} bytes at offset {exc.start})") from None
+                         f"(invalid {enc} bytes at offset {base + exc.start})") from None
 
 
 def _canonical(label: str) -> str:
@@ -181,7 +182,10 @@ def _sniff_wide(data: bytes) -> str | None:
 
 def _decode_legacy(data: bytes, name: str) -> tuple[str, str]:
     """Non-UTF-8 input without NULs: meta charset, CJK rule, Western rule, detector."""
-    found = _from_meta(data) or _cjk_choice(data) or _western_choice(data)
+    meta = _from_meta(data)
+    if meta and not _is_single_byte(meta[0]):
+        return meta                     # a multi-byte declaration is specific: trust it
+    found = _cjk_choice(data) or meta or _western_choice(data)
     if found:
         return found
     enc = _detect(data[:_SAMPLE])
@@ -236,17 +240,20 @@ def _cjk_score(text: str) -> int | None:
     Latin-1 read as either gives rare hanzi, which count as neither.
     """
     common = _common_hanzi()
-    good = bad = total = 0
+    good = bad = total = hanzi = end = 0
     for m in itertools.islice(_NONASCII_RE.finditer(text), _SCORE_CHARS):
-        ch = m.group()
+        ch, end = m.group(), m.end()
         o = ord(ch)
         total += 1
+        hanzi += 0x4E00 <= o <= 0x9FFF
         if ch in common or 0x3000 <= o <= 0x303F or 0xFF01 <= o <= 0xFF5E or 0x2010 <= o <= 0x2027 or o == 0xB7:
             good += 1
         elif not 0x4E00 <= o <= 0x9FFF:
             bad += 1
     if total == 0 or good * 5 < total * 4:
         return None
+    if len(_SPACED_HANZI.findall(text, 0, end)) * 10 > hanzi:
+        return None                     # words between spaces: EUC-KR Hangul, not Chinese
     return good - 2 * bad
 
 

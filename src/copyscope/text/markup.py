@@ -43,7 +43,7 @@ _RULE = re.compile(r" {0,3}(?:([-*_])[ \t]*+(?:\1[ \t]*+){2,}+|=++[ \t]*+)$")
 _TABLE_SEP = re.compile(r" {0,3}\|?[ \t]*+:?-++:?[ \t]*+(?:\|[ \t]*+:?-++:?[ \t]*+)++\|?[ \t]*$")
 _CONTAINER = re.compile(r"[ \t]{0,3}(?:>[ \t]?|(?:[-*+]|\d{1,9}[.)])(?:[ \t]++|$)(?:\[[ xX]\][ \t]++)?)")
 _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]++|$)")
-_MD_SPECIAL = re.compile(r"[\\`*_~\[!<&]")
+_MD_SPECIAL = re.compile(r"[\\`*_~\[]|!(?=\[)|<(?=[A-Za-z/!])|&(?=[#A-Za-z])")
 _MD_PAIRS = re.compile(r"\\.|[\[\]()]|`++")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@]+@[^\s<>@]+)>")
 _INLINE_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
@@ -88,8 +88,8 @@ def _build(source: str, segs: list) -> Plain:
     """Segments (start, end, text|None) → Plain; None means source[start:end] verbatim."""
     texts = [source[a:b] if t is None else t for a, b, t in segs]
     lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
-    starts = np.fromiter((s[0] for s in segs), dtype=np.int64, count=len(segs))
-    verbatim = np.fromiter((s[2] is None for s in segs), dtype=bool, count=len(segs))
+    starts = np.array([s[0] for s in segs], dtype=np.int64)
+    verbatim = np.array([s[2] is None for s in segs], dtype=bool)
     total = int(lens.sum())
     first = np.cumsum(lens) - lens
     within = np.arange(total, dtype=np.int64) - np.repeat(first, lens)
@@ -259,7 +259,7 @@ class _Line:
 
     def scope(self, a: int, e: int, depth: int) -> list:
         """Segments for s[a:e]; emphasis delimiters are paired within this scope only."""
-        s, out, openers = self.s, [], {"*": [], "_": [], "~": []}
+        s, out, openers, dropped = self.s, [], {"*": [], "_": [], "~": []}, set()
         p = a
         while p < e:
             m = _MD_SPECIAL.search(s, p, e)
@@ -284,7 +284,7 @@ class _Line:
                     out.append((k, k + length, None))
                     p = k + length
             elif c in "*_~":
-                p = self._delim(k, e, out, openers)
+                p = self._delim(k, e, out, openers, dropped)
             elif c in "[!":
                 start = k + 1 if c == "!" else k
                 link = self._link(start, e) if depth < _MAX_LINK_DEPTH and s.startswith("[", start) else None
@@ -298,11 +298,10 @@ class _Line:
             else:
                 value, p = _entity(s, k)
                 out.append((k, p, value))
-        return [(d[0], d[1], None) if isinstance(d, list) else d for d in out
-                if not (isinstance(d, list) and d[3])]
+        return [seg for i, seg in enumerate(out) if i not in dropped] if dropped else out
 
-    def _delim(self, k: int, e: int, out: list, openers: dict) -> int:
-        """A run of * _ ~; matched pairs are dropped, the rest stays literal."""
+    def _delim(self, k: int, e: int, out: list, openers: dict, dropped: set) -> int:
+        """A run of * _ ~; matched pairs are dropped (by index in out), the rest stays literal."""
         s, c, r = self.s, self.s[k], k
         while r < e and s[r] == c:
             r += 1
@@ -314,15 +313,14 @@ class _Line:
         right = not b_ws and (not b_p or a_ws or a_p)
         if c == "_":
             left, right = left and (not right or b_p), right and (not left or a_p)
-        tok = [k, r, c, False]
-        out.append(tok)
+        out.append((k, r, None))
         if c == "~" and r - k != 2:
             return r
         if right and openers[c]:
-            opener = openers[c].pop()
-            opener[3] = tok[3] = True
+            dropped.add(openers[c].pop())
+            dropped.add(len(out) - 1)
         elif left:
-            openers[c].append(tok)
+            openers[c].append(len(out) - 1)
         return r
 
     def _link(self, k: int, e: int) -> tuple[int, int] | None:
