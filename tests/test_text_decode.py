@@ -86,6 +86,22 @@ def test_meta_charset_is_honoured():
     assert (d.text, d.encoding) == (page, "gb18030")
 
 
+def test_wrong_single_byte_meta_loses_to_cjk_rule():
+    page = '<meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1">' + GB_TEXT
+    assert decode_bytes(page.encode("gb18030")).encoding == "gb18030"
+
+
+@pytest.mark.parametrize("enc,text", [
+    ("euc_kr", "대한민국은 민주공화국이다. 모든 국민은 인간으로서의 존엄과 가치를 가지며, 행복을 추구할 권리를 가진다."),
+    ("euc_jp", "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。何でも薄暗い所で泣いていた事だけは記憶している。"),
+    ("shift_jis", "吾輩は猫である。名前はまだ無い。どこで生れたかとんと見当がつかぬ。"),
+])
+def test_other_cjk_not_mistaken_for_chinese(enc, text):
+    d = decode_bytes(text.encode(enc))
+    assert d.text == text and d.encoding not in ("gb18030", "big5", "cp950")
+    _check_offsets(d, text.encode(enc), d.encoding)
+
+
 @pytest.mark.parametrize("text", ["café résumé", "Ça va? Très bien. À bientôt.",
                                   "\u201cQuoted\u201d \u2013 it\u2019s fine\u2026", "Ele é um homem. Não há.",
                                   "¿Cómo estás? ¡Muy bien!"])

@@ -15,7 +15,7 @@ class Settings:
     max_files: int = 1_000_000            # files per command line / directory walk
     max_depth: int = 64                   # directory nesting followed
     batch_size: int = 256                 # files per registration transaction
-    candidate_limit: int = 50             # registered docs verified per query (per ranking)
+    candidate_limit: int = 25             # registered docs verified per query, per ranking (hits, containment)
     threshold: float | None = None        # override the modality's default decision threshold
     db_url: str | None = None             # default: SQLite file inside home
 

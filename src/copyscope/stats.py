@@ -60,3 +60,31 @@ class MemoryStats:
 
     def stat_df(self, keys: np.ndarray) -> np.ndarray:
         return lookup(self._stats, self._sc, keys)
+
+
+class QueryStats:
+    """Memoises lookups of one query's keys across its many candidates.
+
+    A check verifies tens of candidates against the same query; its vocabulary
+    IDF would otherwise be looked up in every index segment for each of them.
+    """
+
+    def __init__(self, inner: CorpusStats) -> None:
+        self.inner = inner
+        self.n_docs = inner.n_docs
+        self._memo: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+
+    def _cached(self, kind: str, keys: np.ndarray, fn) -> np.ndarray:  # noqa: ANN001
+        slot = (kind, id(keys))
+        hit = self._memo.get(slot)
+        if hit is not None and hit[0] is keys:
+            return hit[1]
+        out = fn(keys)
+        self._memo[slot] = (keys, out)        # holding ``keys`` keeps its id unique
+        return out
+
+    def key_df(self, keys: np.ndarray) -> np.ndarray:
+        return self._cached("key", keys, self.inner.key_df)
+
+    def stat_df(self, keys: np.ndarray) -> np.ndarray:
+        return self._cached("stat", keys, self.inner.stat_df)

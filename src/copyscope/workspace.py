@@ -30,6 +30,7 @@ from copyscope.model import Artifact, Match
 from copyscope.plugins import Fingerprints, Modality, load_modalities
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
+from copyscope.stats import QueryStats
 from copyscope.storage.blobs import BlobStore
 from copyscope.storage.registry import NewArtifact, NewWork, SqlRegistry, make_engine, migrate
 
@@ -303,11 +304,12 @@ class Workspace:
         shas = self.registry.artifact_sha256(cands.doc_ids.tolist())
         works = self.registry.works_for_artifacts(cands.doc_ids.tolist())
         threshold = self.threshold(modality)
+        stats = QueryStats(reader)
         for doc_id in cands.doc_ids.tolist():
             if doc_id not in shas:
                 continue
             ref = self._ref_fingerprints(modality, shas[doc_id])
-            match = modality.verify(fp, ref, reader)
+            match = modality.verify(fp, ref, stats)
             if match is None or match.score < threshold:
                 continue
             for work in works.get(doc_id, []):

@@ -216,18 +216,19 @@ class IndexReader:
         Keys in more than ``max_df`` docs (banners, licences) are skipped: they
         cannot discriminate and their postings are the slowest to read.
         """
-        keys = np.unique(keys)
-        df = self.key_df(keys)
+        keys = np.unique(keys)              # sorted needles keep the binary searches cache-friendly
+        ranges = [s.ranges(keys) for s in self.segments]
+        df = np.zeros(keys.shape[0], np.int64)
+        for lo, hi in ranges:
+            df += hi - lo
         use = (df > 0) & (df <= max_df)
-        keys, df = keys[use], df[use]
-        if keys.shape[0] == 0 or not self.segments:
-            e = np.zeros(0, np.int64)
+        e = np.zeros(0, np.int64)
+        if not use.any():
             return Candidates(e, e.astype(np.float64), e.astype(np.float64))
-        weight = np.minimum(1.0, common_df / df)
+        weight = np.minimum(1.0, common_df / np.maximum(df, 1))
         docs_parts, w_parts = [], []
-        for s in self.segments:
-            lo, hi = s.ranges(keys)
-            n = hi - lo
+        for s, (lo, hi) in zip(self.segments, ranges):
+            n = np.where(use, hi - lo, 0)
             has = n > 0
             if not has.any():
                 continue
@@ -236,7 +237,6 @@ class IndexReader:
             docs_parts.append(s.post_docs[idx].astype(np.int64))
             w_parts.append(np.repeat(weight[has], c))
         if not docs_parts:
-            e = np.zeros(0, np.int64)
             return Candidates(e, e.astype(np.float64), e.astype(np.float64))
         docs = np.concatenate(docs_parts)
         ws = np.concatenate(w_parts)

@@ -37,27 +37,36 @@ class RawPassage:
     r_seeds: np.ndarray = field(repr=False, default=None)
 
 
-def seed_pairs(q: np.ndarray, r: np.ndarray, max_occ: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """All (i, j) with ``q[i] == r[j]``, skipping hashes repeated > ``max_occ`` times."""
+def seed_pairs(q: np.ndarray, r: np.ndarray, max_occ: int = 8,
+               q_sorted: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """All (i, j) with ``q[i] == r[j]``, skipping hashes repeated > ``max_occ`` times.
+
+    The query side is searched by binary search, so a long query sorted once
+    (``q_sorted = (order, q[order])``) is aligned against many short
+    registered documents in O(|r| log |q|) each. Pairs come sorted by (i, j).
+    """
     if q.shape[0] == 0 or r.shape[0] == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty
-    order = np.argsort(r, kind="stable")
-    rs = r[order]
-    lo = np.searchsorted(rs, q, "left")
-    hi = np.searchsorted(rs, q, "right")
-    cnt = hi - lo
+    if q_sorted is None:
+        order = np.argsort(q, kind="stable")
+        qs = q[order]
+    else:
+        order, qs = q_sorted
+    lo = np.searchsorted(qs, r, "left")
+    hi = np.searchsorted(qs, r, "right")
+    cnt = hi - lo                                   # occurrences in q of each r[j]
     ok = (cnt > 0) & (cnt <= max_occ)
     if ok.any():
-        uq, inv, qcnt = np.unique(q, return_inverse=True, return_counts=True)
-        ok &= qcnt[inv] <= max_occ
-    qi_base = np.nonzero(ok)[0]
+        _, inv, rcnt = np.unique(r, return_inverse=True, return_counts=True)
+        ok &= rcnt[inv] <= max_occ
     c = cnt[ok]
     total = int(c.sum())
-    qi = np.repeat(qi_base, c)
+    rj = np.repeat(np.nonzero(ok)[0], c)
     within = np.arange(total) - np.repeat(np.cumsum(c) - c, c)
-    rj = order[np.repeat(lo[ok], c) + within]
-    return qi.astype(np.int64), rj.astype(np.int64)
+    qi = order[np.repeat(lo[ok], c) + within]
+    o = np.lexsort((rj, qi))
+    return qi[o].astype(np.int64), rj[o].astype(np.int64)
 
 
 def _split(order_vals: np.ndarray, members: np.ndarray, gap: int) -> list[np.ndarray]:
@@ -106,7 +115,7 @@ def align(q: KGrams, r: KGrams, *, gap: int, min_tokens: int,
     ``weights`` (optional, one per source k-gram, in [0, 1]) discounts k-grams that
     are common across the registry, such as site banners and legal footers.
     """
-    qi, rj = seed_pairs(q.hashes, r.hashes, max_occ)
+    qi, rj = seed_pairs(q.hashes, r.hashes, max_occ, q.sorted_index)
     k_q = min(q.k, max(1, len(q.tokens)))
     k_r = min(r.k, max(1, len(r.tokens)))
     out = []

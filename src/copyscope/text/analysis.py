@@ -105,7 +105,7 @@ class TextDoc:
 
     def query_keys(self) -> np.ndarray:
         """All distinct k-grams: what a check looks up."""
-        return np.unique(np.concatenate([g.hashes for g in self.grams.values()]))
+        return self._query_keys
 
     @functools.cached_property
     def _vocab(self) -> np.ndarray:
@@ -116,6 +116,10 @@ class TextDoc:
     def stat_keys(self) -> np.ndarray:
         """Distinct words and CJK bigrams: counted per document for IDF weights."""
         return self._vocab
+
+    @functools.cached_property
+    def _query_keys(self) -> np.ndarray:
+        return np.unique(np.concatenate([g.hashes for g in self.grams.values()]))
 
     def is_empty(self) -> bool:
         return all(len(g) == 0 for g in self.grams.values())

@@ -46,6 +46,7 @@ _MULTIBYTE = frozenset({"gb18030", "gbk", "big5", "cp950", "big5hkscs", "shift_j
                         "cp932", "euc_jp", "euc_kr", "cp949", "euc_jis_2004"})
 _CTRL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
 _NONASCII_RE = re.compile("[^\x00-\x7f]")
+_HANZI_RE = re.compile("[\u4e00-\u9fff]")
 _SPACED_HANZI = re.compile("[\u4e00-\u9fff] [\u4e00-\u9fff]")
 _WORD_RE = re.compile(r"[^\W\d_]+")
 _ASCII_ALPHA = re.compile("[A-Za-z]")
@@ -267,9 +268,20 @@ def _cjk_choice(data: bytes) -> tuple[str, str] | None:
         except UnicodeDecodeError:
             continue
         score = _cjk_score(text)
+        if enc != "gb18030" and not _big5_trails_plausible(text):
+            score = None
         if score is not None and (best is None or score > best[0]):
             best = (score, enc, text)
     return (best[1], best[2]) if best else None
+
+
+def _big5_trails_plausible(text: str) -> bool:
+    """Real Big5 uses trail bytes 0x40-0x7E for ~40% of hanzi; EUC-JP/EUC-KR never do."""
+    chars = [m.group() for m in itertools.islice(_HANZI_RE.finditer(text), 2000)]
+    if len(chars) < 20:
+        return True
+    low = sum(ch.encode("cp950")[1] < 0x7F for ch in chars)
+    return low * 10 >= len(chars)
 
 
 def _western_choice(data: bytes) -> tuple[str, str] | None:

@@ -9,6 +9,7 @@ needs locations, not just hashes.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,12 @@ class KGrams:
 
     def __len__(self) -> int:
         return int(self.hashes.shape[0])
+
+    @functools.cached_property
+    def sorted_index(self) -> tuple[np.ndarray, np.ndarray]:
+        """(order, sorted hashes): computed once, reused against every candidate."""
+        order = np.argsort(self.hashes, kind="stable")
+        return order, self.hashes[order]
 
     def span(self, i: int, j: int | None = None) -> tuple[int, int]:
         """Character span from k-gram ``i`` to k-gram ``j`` (inclusive)."""
