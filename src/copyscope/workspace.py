@@ -308,7 +308,8 @@ class Workspace:
         for doc_id in cands.doc_ids.tolist():
             if doc_id not in shas:
                 continue
-            ref = self._ref_fingerprints(modality, shas[doc_id])
+            paths = [w.path for w in works.get(doc_id, [])]
+            ref = self._ref_fingerprints(modality, shas[doc_id], paths[0] if paths else shas[doc_id])
             match = modality.verify(fp, ref, stats)
             if match is None or match.score < threshold:
                 continue
@@ -320,12 +321,14 @@ class Workspace:
             return self.settings.threshold
         return float(modality.parameters().get("threshold", 0.5))
 
-    def _ref_fingerprints(self, modality: Modality, sha256: str) -> Fingerprints:
+    def _ref_fingerprints(self, modality: Modality, sha256: str, origin: str) -> Fingerprints:
+        """Re-analyse a registered blob; ``origin`` (its registered path) lets the
+        plugin sniff the format by extension exactly as at registration."""
         cached = self._ref_cache.get(sha256)
         if cached is not None:
             self._ref_cache.move_to_end(sha256)
             return cached
-        fp = modality.fingerprint(Artifact(self.blobs.get(sha256), origin=sha256, sha256=sha256))
+        fp = modality.fingerprint(Artifact(self.blobs.get(sha256), origin=origin, sha256=sha256))
         self._ref_cache[sha256] = fp
         if len(self._ref_cache) > 256:
             self._ref_cache.popitem(last=False)
