@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from copyscope.errors import InputError
@@ -117,6 +117,17 @@ def test_cyrillic_single_byte_not_read_as_western():
     assert decode_bytes(text.encode("cp1251")).text == text
 
 
+@pytest.mark.parametrize("enc,text,cut", [("utf-8", GB_TEXT * 3, 1), ("utf-8", GB_TEXT * 3, 2),
+                                          ("gb18030", GB_TEXT * 3, 1), ("big5", BIG5_TEXT * 3, 1)])
+def test_sample_cut_mid_character(enc, text, cut):
+    """A prefix sample (e.g. the first 64 KiB) may end inside a character."""
+    data = text.encode(enc)[:len(text[:-1].encode(enc)) + cut]
+    d = decode_bytes(data)
+    assert (d.encoding, d.text) == (enc, text[:-1])
+    assert d.byte_offsets([len(d.text)])[0] == len(text[:-1].encode(enc))
+    _check_offsets(d, data[:len(text[:-1].encode(enc))], enc)
+
+
 def test_newlines_untouched():
     assert decode_bytes(b"a\r\nb\rc\n").text == "a\r\nb\rc\n"
 
@@ -151,8 +162,14 @@ def test_binary_with_random_nuls_property():
 
 
 def test_invalid_utf16_after_bom_raises():
-    with pytest.raises(InputError, match="binary"):
-        decode_bytes(codecs.BOM_UTF16_LE + b"a\x00b")
+    with pytest.raises(InputError, match="binary.*offset 6"):   # lone low surrogate
+        decode_bytes(codecs.BOM_UTF16_LE + "ab".encode("utf-16-le") + b"\x00\xdcc\x00")
+
+
+def test_incomplete_final_character_is_left_out():
+    d = decode_bytes(codecs.BOM_UTF16_LE + b"a\x00b")
+    assert (d.text, d.encoding) == ("a", "utf-16-le")
+    assert d.byte_offsets([1])[0] == 4
 
 
 def test_large_input_is_fast():
@@ -184,7 +201,15 @@ def test_byte_offsets_slow_path_codec():
 _TEXT = st.text(st.characters(blacklist_categories=("Cs", "Cc")) | st.sampled_from("\n\t\r"),
                 min_size=1, max_size=60).filter(lambda t: t.strip())
 _HANZI = st.text(st.sampled_from(list(GB_TEXT + "abc def\n,.")), min_size=4, max_size=80).filter(
-    lambda t: sum(ord(c) > 127 for c in t) >= 2)
+    lambda t: sum(ord(c) > 127 for c in t) >= 4)
+
+
+def _valid_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 @settings(max_examples=150, deadline=None)
@@ -220,6 +245,7 @@ def test_property_gb18030_any_text(text, data):
 @given(_HANZI, st.data())
 def test_property_gb18030_detected(text, data):
     raw = text.encode("gb18030")
+    assume(not _valid_utf8(raw))        # UTF-8 is tried first, by design (e.g. 一 = D2 BB)
     d = decode_bytes(raw)
     assert (d.text, d.encoding) == (text, "gb18030")
     idx = data.draw(st.lists(st.integers(0, len(text)), min_size=1, max_size=5))

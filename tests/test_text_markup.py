@@ -181,7 +181,7 @@ def test_markdown(src, text):
                                    "> ", "- ", "[a]", "<a ", "&a", "~~", "|-"])
 def test_markdown_pathological_linear(piece):
     src = piece * (2_000_000 // len(piece))
-    for s in (src, src.replace(" ", "\n")):
+    for s in {src, src.replace(" ", "\n")}:
         t = time.perf_counter()
         p = strip_markdown(s)
         assert time.perf_counter() - t < 10

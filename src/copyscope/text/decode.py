@@ -12,12 +12,20 @@ Decision order (first that applies wins):
 2. NUL bytes: UTF-16/32 without a BOM if the NULs sit in alternate positions,
    otherwise binary;
 3. strict UTF-8 (the fast path for almost every input);
-4. a ``<meta charset>`` declaration that decodes strictly (legacy web pages);
+4. a multi-byte ``<meta charset>`` declaration that decodes strictly;
 5. GB18030 vs Big5 by a fixed rule: whichever decoding has more *common*
    Chinese characters (see ``_cjk_score``); charset-normalizer is too easily
    swayed on short CJK samples;
-6. Western text (cp1252) when its non-ASCII letters sit inside Latin words;
-7. charset-normalizer on the first 64 KiB only (so it can never hang).
+6. EUC-JP / Shift_JIS when that reading is at least 20% kana;
+7. a single-byte ``<meta charset>`` (only now: "iso-8859-1" is a common lie
+   on GBK pages);
+8. Western text (cp1252) when its non-ASCII letters sit inside Latin words;
+9. charset-normalizer on the first 64 KiB only (so it can never hang), then
+   the whole input strictly with its pick.
+
+Known limits: ISO-2022-JP (7-bit) comes out as ASCII; a very short EUC-JP
+text can read as Big5; Central European cp1250 text without ť/ź may read as
+cp1252. Every decision is a pure function of the bytes.
 """
 from __future__ import annotations
 
@@ -44,7 +52,7 @@ _BOMS = (
 # exact byte lengths (checked against the real bytes before it is trusted).
 _MULTIBYTE = frozenset({"gb18030", "gbk", "big5", "cp950", "big5hkscs", "shift_jis",
                         "cp932", "euc_jp", "euc_kr", "cp949", "euc_jis_2004"})
-_CTRL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufffd]")
+_CTRL_RE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f]")
 _NONASCII_RE = re.compile("[^\x00-\x7f]")
 _HANZI_RE = re.compile("[\u4e00-\u9fff]")
 _SPACED_HANZI = re.compile("[\u4e00-\u9fff] [\u4e00-\u9fff]")
@@ -99,7 +107,8 @@ class Decoded:
             body = text.encode(_codec(enc))
         if enc in _MULTIBYTE:
             widths = _multibyte_widths(cp, enc)
-            if widths is not None and int(widths.sum()) == len(body) and text.encode(enc) == body:
+            encoded = text.encode(enc)      # a prefix of body: an incomplete tail is left out
+            if widths is not None and int(widths.sum()) == len(encoded) and body.startswith(encoded):
                 return widths
         return _exact_widths(body, _codec(enc), len(text))
 
@@ -118,7 +127,7 @@ def decode_bytes(data: bytes, *, name: str = "<input>") -> Decoded:
             raise InputError(f"{name}: looks like binary data, not text")
         return _finish(_strict(data, enc, name), enc, 0, data, name)
     try:
-        return _finish(data.decode("utf-8"), "utf-8", 0, data, name)
+        return _finish(_dec(data, "utf-8"), "utf-8", 0, data, name)
     except UnicodeDecodeError:
         pass
     enc, text = _decode_legacy(data, name)
@@ -134,13 +143,23 @@ def _finish(text: str, enc: str, bom: int, data: bytes, name: str) -> Decoded:
     return Decoded(text, enc, bom, _data=data)
 
 
+def _dec(data: bytes, codec: str) -> str:
+    """Strict decode that leaves out an incomplete character at the very end.
+
+    Callers decode prefixes (a 64 KiB sniff sample) that may stop mid-character;
+    such a cut must not make valid UTF-8 or GB18030 look undecodable.  Invalid
+    bytes anywhere else still raise.
+    """
+    return codecs.getincrementaldecoder(codec)("strict").decode(data, final=False)
+
+
 def _codec(enc: str) -> str:
     return "utf-8" if enc == "utf-8-sig" else enc
 
 
 def _strict(body: bytes, enc: str, name: str, base: int = 0) -> str:
     try:
-        return body.decode(_codec(enc))
+        return _dec(body, _codec(enc))
     except UnicodeDecodeError as exc:
         raise InputError(f"{name}: looks like binary data, not text "
                          f"(invalid {enc} bytes at offset {base + exc.start})") from None
@@ -186,17 +205,18 @@ def _decode_legacy(data: bytes, name: str) -> tuple[str, str]:
     meta = _from_meta(data)
     if meta and not _is_single_byte(meta[0]):
         return meta                     # a multi-byte declaration is specific: trust it
-    found = _cjk_choice(data) or meta or _western_choice(data)
+    found = _cjk_choice(data) or _japanese_choice(data) or meta or _western_choice(data)
     if found:
         return found
     enc = _detect(data[:_SAMPLE])
     if enc is None:
         raise InputError(f"{name}: looks like binary data, not text")
     try:
-        return enc, data.decode(enc)
+        return enc, _dec(data, enc)
     except UnicodeDecodeError as exc:
-        if _is_single_byte(enc):       # only single-byte text may be patched up
-            return enc, data.decode(enc, "replace")
+        text = data.decode(enc, "replace") if _is_single_byte(enc) else ""
+        if text and text.count("\ufffd") * 10 <= len(text):
+            return enc, text            # only single-byte text may be patched up
         raise InputError(f"{name}: looks like binary data, not text "
                          f"(invalid {enc} bytes at offset {exc.start})") from None
 
@@ -214,7 +234,7 @@ def _from_meta(data: bytes) -> tuple[str, str] | None:
         if cand.startswith(("utf-16", "utf-32", "utf-7")):
             continue
         try:
-            return cand, data.decode(cand)
+            return cand, _dec(data, cand)
         except UnicodeDecodeError:
             continue
     return None
@@ -253,7 +273,7 @@ def _cjk_score(text: str) -> int | None:
             bad += 1
     if total == 0 or good * 5 < total * 4:
         return None
-    if len(_SPACED_HANZI.findall(text, 0, end)) * 10 > hanzi:
+    if hanzi >= 20 and len(_SPACED_HANZI.findall(text, 0, end)) * 10 > hanzi:
         return None                     # words between spaces: EUC-KR Hangul, not Chinese
     return good - 2 * bad
 
@@ -264,7 +284,7 @@ def _cjk_choice(data: bytes) -> tuple[str, str] | None:
         if enc == "cp950" and best is not None and best[1] == "big5":
             continue                      # cp950 ⊃ big5: same text, same score
         try:
-            text = data.decode(enc)
+            text = _dec(data, enc)
         except UnicodeDecodeError:
             continue
         score = _cjk_score(text)
@@ -273,6 +293,24 @@ def _cjk_choice(data: bytes) -> tuple[str, str] | None:
         if score is not None and (best is None or score > best[0]):
             best = (score, enc, text)
     return (best[1], best[2]) if best else None
+
+
+def _japanese_choice(data: bytes) -> tuple[str, str] | None:
+    """EUC-JP / Shift_JIS when ≥ 20% of the non-ASCII chars are kana.
+
+    Chinese or Korean bytes read as these codecs give kanji, half-width
+    katakana or failures, hardly ever full-width kana.
+    """
+    for enc in ("euc_jp", "cp932"):
+        try:
+            text = _dec(data, enc)
+        except UnicodeDecodeError:
+            continue
+        chars = [m.group() for m in itertools.islice(_NONASCII_RE.finditer(text), _SCORE_CHARS)]
+        kana = sum("\u3040" <= ch <= "\u30ff" for ch in chars)
+        if chars and kana * 5 >= len(chars):
+            return enc, text
+    return None
 
 
 def _big5_trails_plausible(text: str) -> bool:
@@ -352,7 +390,10 @@ def _exact_widths(body: bytes, codec: str, n_chars: int) -> np.ndarray:
     view = memoryview(body)
     for i in range(len(body)):
         ends.extend([i + 1] * len(dec.decode(view[i:i + 1])))
-    ends.extend([len(body)] * len(dec.decode(b"", final=True)))
+    try:
+        ends.extend([len(body)] * len(dec.decode(b"", final=True)))
+    except UnicodeDecodeError:
+        pass                            # incomplete tail, left out of the text
     if len(ends) != n_chars:
         raise ValueError(f"{codec}: bytes do not decode to the stored text")
     return np.diff(np.array([0, *ends], dtype=np.int64))

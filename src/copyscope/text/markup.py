@@ -45,6 +45,7 @@ _CONTAINER = re.compile(r"[ \t]{0,3}(?:>[ \t]?|(?:[-*+]|\d{1,9}[.)])(?:[ \t]++|$
 _ATX = re.compile(r"[ \t]{0,3}#{1,6}(?:[ \t]++|$)")
 _MD_SPECIAL = re.compile(r"[\\`*_~\[]|!(?=\[)|<(?=[A-Za-z/!])|&(?=[#A-Za-z])")
 _MD_PAIRS = re.compile(r"\\.|[\[\]()]|`++")
+_TICKS = re.compile(r"`++")
 _AUTOLINK = re.compile(r"<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*|[^\s<>@]+@[^\s<>@]+)>")
 _INLINE_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>")
 _ASCII_PUNCT = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
@@ -53,10 +54,17 @@ _MAX_LINK_DEPTH = 16
 
 @dataclass(frozen=True)
 class Plain:
-    """Visible text and, for every char, its index in the source string."""
+    """Visible text and, for every char, its index in the source string.
 
-    text: str                 # visible text
-    offsets: np.ndarray       # int64, len(text)+1; offsets[len] = end of the last mapped source span
+    ``offsets`` is int64 with ``len(text) + 1`` entries, non-decreasing.  A char
+    copied from the source maps to its own index; a char decoded from an entity
+    maps to the ``&``; an inserted "\n" (block tag) maps to the tag's ``<``.
+    ``offsets[len(text)]`` is the exclusive end of the last mapped source span
+    (past the whole entity or tag for those), 0 for empty output.
+    """
+
+    text: str
+    offsets: np.ndarray
 
 
 def to_plain(source: str, kind: str) -> Plain:
@@ -139,7 +147,14 @@ def _tag_end(s: str, j: int) -> int:
 
 
 def strip_html(source: str) -> Plain:
-    """Visible text of an HTML document (tags, comments, scripts and styles removed)."""
+    """Visible text of an HTML document.
+
+    Tags, comments, doctype, CDATA and processing instructions vanish; the
+    content of script/style/noscript/template/svg vanishes too (to the end of
+    input when unclosed); every start or end tag of a block element emits one
+    "\n"; entities are decoded.  An unterminated tag or comment swallows the
+    rest of the input, as in a browser.
+    """
     s, n, segs, pos = source, len(source), [], 0
     while pos < n:
         m = _MARKUP.search(s, pos)
@@ -232,7 +247,10 @@ def _md_line(s: str, a: int, e: int, segs: list) -> None:
             h -= 1
         if h < t and (h == a or s[h - 1] in " \t"):
             e = h                                   # closing "##" sequence
-    segs.extend(_Line(s, a, e).scope(a, e, 0))
+    if _MD_SPECIAL.search(s, a, e):
+        segs.extend(_Line(s, a, e).scope(a, e, 0))
+    elif e > a:
+        segs.append((a, e, None))               # plain prose: nothing inline to parse
 
 
 class _Line:
@@ -276,7 +294,7 @@ class _Line:
                 elif k + 1 < e:
                     out.append((k, k + 1, None))
             elif c == "`":
-                length, nxt = self.ticks[k]
+                length, nxt = self.ticks.get(k) or (len(_TICKS.match(s, k, e).group()), None)
                 if nxt is not None and nxt + length <= e:
                     out.append((k + length, nxt, None))
                     p = nxt + length
