@@ -229,8 +229,11 @@ class Workspace:
                  for spec, items in ready]
         ids = self.registry.commit_batch(new_artifacts, works, segments, planned)
         out = []
+        claimed: set[str] = set()        # content new to the registry counts once, for its first work
         for wid, (spec, items) in zip(ids, ready):
-            n_new = sum(1 for _, a, _, _ in items if a.sha256 in fresh)
+            new_here = {a.sha256 for _, a, _, _ in items if a.sha256 in fresh} - claimed
+            claimed |= new_here
+            n_new = len(new_here)
             out.append(RegisteredWork(wid, spec.title, spec.root, len(items), n_new))
         return out, errors
 

@@ -4,8 +4,8 @@
    k-grams here; winnowing is only for the index). K-grams that repeat many times
    inside a document (boilerplate, lists) are skipped: they align with everything.
 2. **Clusters**: seeds are split recursively wherever two neighbours are more than
-   ``gap`` tokens apart, alternately along the query and the source axis, until no
-   cluster splits (Sanchez-Perez et al., PAN 2014). Small edits leave gaps shorter
+   ``gap`` tokens apart along the query axis, the source axis or the diagonal,
+   until no cluster splits (after Sanchez-Perez et al., PAN 2014). Small edits leave gaps shorter
    than ``gap``, so a lightly edited paragraph stays one passage; reordered
    sentences become separate passages, which is what a reader wants to see.
 3. **Passages**: clusters with enough matched tokens become passages, reported as
@@ -69,6 +69,39 @@ def seed_pairs(q: np.ndarray, r: np.ndarray, max_occ: int = 8,
     return qi[o].astype(np.int64), rj[o].astype(np.int64)
 
 
+def resolve_repeats(qi: np.ndarray, rj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keep, for a k-gram that occurs more than once, only the pairing closest to
+    the diagonal of its unambiguous neighbours.
+
+    A phrase repeated in a document (a title echoed in the first sentence) pairs
+    with every occurrence on the other side; the wrong pairings would stretch a
+    passage into text that was not copied. Seeds that are unique on both sides
+    are anchors; every other seed is judged against the nearest anchor.
+    """
+    if qi.shape[0] == 0:
+        return qi, rj
+    _, q_inv, q_cnt = np.unique(qi, return_inverse=True, return_counts=True)
+    _, r_inv, r_cnt = np.unique(rj, return_inverse=True, return_counts=True)
+    anchor = (q_cnt[q_inv] == 1) & (r_cnt[r_inv] == 1)
+    if anchor.all() or not anchor.any():
+        return qi, rj
+    aq, ad = qi[anchor], (qi - rj)[anchor]          # qi is sorted, so aq is too
+    pos = np.searchsorted(aq, qi)
+    left = np.clip(pos - 1, 0, aq.shape[0] - 1)
+    right = np.clip(pos, 0, aq.shape[0] - 1)
+    nearest = np.where(np.abs(qi - aq[left]) <= np.abs(aq[right] - qi), left, right)
+    dev = np.abs((qi - rj) - ad[nearest])
+    keep = anchor.copy()
+    amb = ~anchor
+    # Per query position and per source position, keep the least deviating pairing.
+    for inv in (q_inv, r_inv):
+        best = np.full(inv.max() + 1, np.iinfo(np.int64).max)
+        np.minimum.at(best, inv[amb], dev[amb])
+        amb &= dev <= best[inv]
+    keep |= amb
+    return qi[keep], rj[keep]
+
+
 def _split(order_vals: np.ndarray, members: np.ndarray, gap: int) -> list[np.ndarray]:
     o = members[np.argsort(order_vals[members], kind="stable")]
     v = order_vals[o]
@@ -77,24 +110,26 @@ def _split(order_vals: np.ndarray, members: np.ndarray, gap: int) -> list[np.nda
 
 
 def cluster(qi: np.ndarray, rj: np.ndarray, gap: int) -> list[np.ndarray]:
-    """Split seeds into clusters that are dense along both axes."""
+    """Split seeds into clusters that are dense along the query, the source and
+    the diagonal (``qi - rj``). The diagonal axis separates two paragraphs that
+    were swapped while staying adjacent, and detaches a stray seed from a phrase
+    repeated elsewhere in the document (e.g. a title echoed in the first line)."""
     if qi.shape[0] == 0:
         return []
-    pending = [(np.arange(qi.shape[0]), 0)]
+    # Edits shift the diagonal by their length; a swapped paragraph by its whole
+    # length. Twice the axis gap keeps edited passages whole and still splits swaps.
+    axes = ((qi, gap), (rj, gap), (qi - rj, 2 * gap))
+    pending = [np.arange(qi.shape[0])]
     done: list[np.ndarray] = []
-    axes = (qi, rj)
     while pending:
-        members, axis = pending.pop()
-        parts = _split(axes[axis], members, gap)
-        if len(parts) == 1:
-            # Stable on this axis; stable on the other one too only if it was just checked.
-            other = _split(axes[1 - axis], members, gap)
-            if len(other) == 1:
-                done.append(members)
-            else:
-                pending.extend((p, axis) for p in other)
+        members = pending.pop()
+        for axis, limit in axes:
+            parts = _split(axis, members, limit)
+            if len(parts) > 1:
+                pending.extend(parts)
+                break
         else:
-            pending.extend((p, 1 - axis) for p in parts)
+            done.append(members)
     done.sort(key=lambda m: (int(qi[m].min()), int(rj[m].min())))
     return done
 
@@ -115,7 +150,7 @@ def align(q: KGrams, r: KGrams, *, gap: int, min_tokens: int,
     ``weights`` (optional, one per source k-gram, in [0, 1]) discounts k-grams that
     are common across the registry, such as site banners and legal footers.
     """
-    qi, rj = seed_pairs(q.hashes, r.hashes, max_occ, q.sorted_index)
+    qi, rj = resolve_repeats(*seed_pairs(q.hashes, r.hashes, max_occ, q.sorted_index))
     k_q = min(q.k, max(1, len(q.tokens)))
     k_r = min(r.k, max(1, len(r.tokens)))
     out = []

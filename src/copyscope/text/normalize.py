@@ -108,6 +108,11 @@ def tokenize(text: str) -> dict[str, TokenStream]:
     cps, src = _expand(cps, src, ft)
     size = ft.table.shape[0]
     val = ft.table[np.minimum(cps, size - 1)]
+    if cps.shape[0] and int(cps.max()) >= size:
+        # Above the table only separators, except plane-14 tag characters and
+        # variation selectors: invisible, so removed like other format characters.
+        val = val.copy()
+        val[(cps >= 0xE0000) & (cps <= 0xE0FFF)] = np.uint32(SKIP << 24)
     cls = val >> np.uint32(24)
     keep = cls != SKIP
     if not keep.all():

@@ -1,0 +1,1 @@
+"""Reusable contract test bases that every plugin / backend implementation inherits."""
