@@ -540,31 +540,16 @@ def test_check_missing_input_is_exit_4(cli, registered_home, tmp_path):
     assert "does-not-exist.txt" in line
 
 
-CLICK_BUG = ("BUG: cli.main handles Click usage errors with `import click`, but typer 0.29 vendors "
-             "Click as typer._click and `click` is not installed: every usage error escapes as "
-             "ModuleNotFoundError with a traceback (exit 1) instead of a usage message and exit 2")
-
-
-RANGE_BUG = ("BUG: out-of-range values for options declared with min=/max= (--max-bytes 0, --threshold 1.5) "
-             "raise pydantic_core.ValidationError from typer 0.29's validators; cli.main only knows Click "
-             "exceptions, so this is not reported as a usage error (today a traceback and exit 1 because of "
-             "the `import click` bug, otherwise 'internal error' exit 70) instead of exit 2")
-
 
 @pytest.mark.parametrize("argv", [
-    pytest.param(["frobnicate"], id="unknown-command", marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param([], id="no-command", marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param(["check"], id="check-without-paths", marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param(["register", "{file}"], id="register-without-owner",
-                 marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param(["check", "--format", "xml", "{file}"], id="bad-format-choice",
-                 marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param(["check", "--no-such-flag", "{file}"], id="unknown-option",
-                 marks=pytest.mark.xfail(strict=True, reason=CLICK_BUG)),
-    pytest.param(["--max-bytes", "0", "check", "{file}"], id="max-bytes-zero",
-                 marks=pytest.mark.xfail(strict=True, reason=RANGE_BUG)),
-    pytest.param(["check", "--threshold", "1.5", "{file}"], id="threshold-out-of-range",
-                 marks=pytest.mark.xfail(strict=True, reason=RANGE_BUG)),
+    pytest.param(["frobnicate"], id="unknown-command"),
+    pytest.param([], id="no-command"),
+    pytest.param(["check"], id="check-without-paths"),
+    pytest.param(["register", "{file}"], id="register-without-owner"),
+    pytest.param(["check", "--format", "xml", "{file}"], id="bad-format-choice"),
+    pytest.param(["check", "--no-such-flag", "{file}"], id="unknown-option"),
+    pytest.param(["--max-bytes", "0", "check", "{file}"], id="max-bytes-zero"),
+    pytest.param(["check", "--threshold", "1.5", "{file}"], id="threshold-out-of-range"),
 ])
 def test_usage_errors_exit_2(cli, registered_home, samples, argv):
     args = [a.replace("{file}", str(samples / "suspects" / "en_partial.txt")) for a in argv]

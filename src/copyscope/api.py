@@ -15,7 +15,7 @@ from typing import Any
 
 from copyscope.comparing import PairScore, compare_all, compare_pairs, read_pairs_file
 from copyscope.comparing import compare as _compare
-from copyscope.errors import CopyscopeError, UsageError
+from copyscope.errors import CopyscopeError, InputError, UsageError
 from copyscope.evidence import Result, canonical_bytes, read_bundle, write_bundle
 from copyscope.plugins import Modality, load_modalities
 from copyscope.settings import Settings
@@ -60,8 +60,11 @@ def write_report(bundle: dict[str, Any], out: str | Path, *, generated_at: str |
         raise UsageError(f"{out}: is a directory; give a file name for the report")
     stamp = generated_at or dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(render_html(bundle, generated_at=stamp), encoding="utf-8")
-    tmp.replace(out)
+    try:
+        tmp.write_text(render_html(bundle, generated_at=stamp), encoding="utf-8")
+        tmp.replace(out)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write report ({exc.strerror})") from None
     return out
 
 

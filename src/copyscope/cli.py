@@ -41,7 +41,8 @@ class Ctx:
         self.quiet = quiet
         self.json = json_out
         self.out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-        self.err = Console(stderr=True, highlight=False)
+        # soft_wrap: a warning stays one line (grep-able) whatever the terminal width.
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(self) -> RichProgress:
         return RichProgress(self.err, enabled=not self.quiet)
@@ -51,7 +52,7 @@ class Ctx:
 
     def note(self, text: str) -> None:
         if not self.quiet:
-            self.err.print(text)
+            self.err.print(text, markup=False)
 
     def warn_errors(self, errors) -> None:  # noqa: ANN001
         for e in errors:
@@ -62,14 +63,24 @@ def _ctx(ctx: typer.Context) -> Ctx:
     return ctx.obj
 
 
+def _with_threshold(settings: api.Settings, threshold: Optional[float]) -> api.Settings:
+    if threshold is None:
+        return settings
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"--threshold must be between 0 and 1, not {threshold}")
+    return settings.with_(threshold=threshold)
+
+
 @app.callback()
 def main_options(
     ctx: typer.Context,
     home: Optional[Path] = typer.Option(None, "--home", help="Workspace directory (default $COPYSCOPE_HOME or ~/.copyscope)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes on stderr."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
-    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", min=1, help="Refuse input files larger than this (default 64 MiB)."),
+    max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Refuse input files larger than this (default 64 MiB)."),
 ) -> None:
+    if max_bytes is not None and max_bytes < 1:
+        raise UsageError("--max-bytes must be at least 1")
     ctx.obj = Ctx(home, quiet, json_out, max_bytes)
 
 
@@ -151,13 +162,13 @@ def check(
     ctx: typer.Context,
     paths: list[Path] = typer.Argument(..., help="Files or directories to check against the registry."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json (the evidence bundle) or tsv."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0, help="Report pairs scoring at least this (default 0.5)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Report pairs scoring at least this, in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML evidence report here."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also write the evidence bundle (canonical JSON) here."),
 ) -> None:
     """Find registered works copied into the given files. Exit 1 when copies are found."""
     c = _ctx(ctx)
-    settings = c.settings.with_(threshold=threshold) if threshold is not None else c.settings
+    settings = _with_threshold(c.settings, threshold)
     with api.open_workspace(settings) as ws:
         result = ws.check([str(p) for p in paths], progress=c.progress())
     _finish(c, result, fmt, report, bundle)
@@ -171,14 +182,14 @@ def compare(
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Score every pair of units among PATHS."),
     unit: Unit = typer.Option(Unit.file, "--unit", help="With --all-pairs: every file, or every top-level directory."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or tsv."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", min=0.0, max=1.0),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="A B only: write the HTML evidence report."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="A B only: write the evidence bundle."),
 ) -> None:
     """Compare files directly, without the registry."""
     c = _ctx(ctx)
     paths = paths or []
-    settings = c.settings.with_(threshold=threshold) if threshold is not None else c.settings
+    settings = _with_threshold(c.settings, threshold)
     modalities = api.load_modalities()
     if pairs is not None or all_pairs:
         if pairs is not None and all_pairs:
@@ -218,9 +229,11 @@ def report_cmd(
 
 
 @app.command()
-def works(ctx: typer.Context, limit: int = typer.Option(0, "--limit", min=0, help="Show at most this many (0 = all).")) -> None:
+def works(ctx: typer.Context, limit: int = typer.Option(0, "--limit", help="Show at most this many (0 = all).")) -> None:
     """List registered works."""
     c = _ctx(ctx)
+    if limit < 0:
+        raise UsageError("--limit must be 0 or more")
     with api.open_workspace(c.settings) as ws:
         items = ws.works(limit or None)
     if c.json:
@@ -263,6 +276,15 @@ def demo(ctx: typer.Context, out: Path = typer.Option(Path("demo-out"), "--out",
     typer.echo(f"\nevidence bundle: {outcome.bundle}\nreport: {outcome.report.resolve()}")
 
 
+def _click_exception() -> type:
+    """Typer ≥0.29 vendors Click privately; usage errors derive from this class."""
+    try:
+        from typer._click.exceptions import ClickException  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - older typer with a real click
+        from click.exceptions import ClickException  # noqa: PLC0415
+    return ClickException
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: every failure becomes one line on stderr and a documented exit code."""
     try:
@@ -278,13 +300,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return 130
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
     except Exception as exc:  # noqa: BLE001
-        import click  # noqa: PLC0415
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
+        if isinstance(exc, _click_exception()):
+            exc.show()                       # click's own usage message
             return 2
-        if isinstance(exc, click.exceptions.Abort):
-            return 130
         sys.stderr.write(f"internal error: {type(exc).__name__}: {exc} (please report this)\n")
         return EXIT_INTERNAL
 

@@ -127,7 +127,8 @@ def compare_pairs(pairs: Sequence[tuple[str, str]], settings: Settings, modaliti
     return out, docs.errors
 
 
-def units_of(paths: Sequence[str | Path], unit: str, settings: Settings) -> dict[str, list[str]]:
+def units_of(paths: Sequence[str | Path], unit: str, settings: Settings,
+             skipped: list[str] | None = None) -> dict[str, list[str]]:
     """Unit name → its files. ``file``: every file; ``dir``: every top-level directory."""
     if unit not in ("file", "dir"):
         raise UsageError(f"--unit must be 'file' or 'dir', not {unit!r}")
@@ -135,12 +136,12 @@ def units_of(paths: Sequence[str | Path], unit: str, settings: Settings) -> dict
     for p in paths:
         root = Path(p)
         if unit == "file" or not root.is_dir():
-            for f in expand_paths([p], settings):
+            for f in expand_paths([p], settings, skipped):
                 units[f.relative] = [str(f.path)]
             continue
         for child in sorted(root.iterdir(), key=lambda c: c.name):
             if child.is_dir():
-                units[str(child)] = [str(f.path) for f in walk(child, settings)]
+                units[str(child)] = [str(f.path) for f in walk(child, settings, skipped)]
             elif child.is_file():
                 units[str(child)] = [str(child)]
     return units
@@ -150,7 +151,8 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
                 unit: str = "file", progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
     """Score every pair of units (i < j, in sorted order)."""
     progress = progress or NullProgress()
-    units = units_of(paths, unit, settings)
+    skipped: list[str] = []
+    units = units_of(paths, unit, settings, skipped)
     if len(units) < 2:
         raise UsageError("--all-pairs needs at least two units")
     docs = _Docs(settings, modalities)
@@ -176,4 +178,4 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
         out.append(PairScore(ua, ub, 0.0 if best is None else best.score, best))
         progress.advance(1)
     progress.stop()
-    return out, docs.errors
+    return out, {**{s: s for s in skipped}, **docs.errors}

@@ -79,7 +79,12 @@ def canonical_bytes(bundle: dict[str, Any]) -> bytes:
 
 
 def write_bundle(bundle: dict[str, Any], path: Path) -> None:
-    path.write_bytes(canonical_bytes(bundle))
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(canonical_bytes(bundle))
+        tmp.replace(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write bundle ({exc.strerror})") from None
 
 
 def read_bundle(path: Path) -> dict[str, Any]:

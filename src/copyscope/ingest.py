@@ -51,9 +51,12 @@ class FoundFile:
     relative: str       # path relative to the walked root, '/'-separated
 
 
-def walk(root: Path, settings: Settings) -> Iterator[FoundFile]:
+def walk(root: Path, settings: Settings, skipped: list[str] | None = None) -> Iterator[FoundFile]:
     """Regular files under ``root`` in sorted order; symlinked directories are
-    followed once (a loop is detected by device/inode and skipped)."""
+    followed once (a loop is detected by device/inode and skipped). FIFOs,
+    sockets, devices and dangling links are never opened: they are named in
+    ``skipped`` (one line each) so the caller can warn."""
+    skipped = skipped if skipped is not None else []
     seen: set[tuple[int, int]] = set()
     count = 0
 
@@ -79,7 +82,11 @@ def walk(root: Path, settings: Settings) -> Iterator[FoundFile]:
                 is_dir = entry.is_dir(follow_symlinks=True)
                 is_file = entry.is_file(follow_symlinks=True)
             except OSError:
-                continue                            # dangling or looping link
+                is_dir = is_file = False
+            if not (is_dir or is_file):
+                what = "dangling or looping link" if entry.is_symlink() else "not a regular file"
+                skipped.append(f"{Path(directory) / entry.name}: skipped ({what})")
+                continue
             if is_dir:
                 if entry.name not in SKIP_DIRS:
                     yield from visit(Path(entry.path), child_rel, depth + 1)
@@ -92,7 +99,8 @@ def walk(root: Path, settings: Settings) -> Iterator[FoundFile]:
     yield from visit(root, "", 0)
 
 
-def expand_paths(paths: list[str | Path], settings: Settings) -> list[FoundFile]:
+def expand_paths(paths: list[str | Path], settings: Settings,
+                 skipped: list[str] | None = None) -> list[FoundFile]:
     """Command-line paths → files (directories walked), in a stable order."""
     out: list[FoundFile] = []
     for p in paths:
@@ -100,7 +108,7 @@ def expand_paths(paths: list[str | Path], settings: Settings) -> list[FoundFile]
         if not path.exists():
             raise NotFoundError(f"{p}: no such file or directory")
         if path.is_dir():
-            out.extend(FoundFile(f.path, str(Path(p) / f.relative)) for f in walk(path, settings))
+            out.extend(FoundFile(f.path, str(Path(p) / f.relative)) for f in walk(path, settings, skipped))
         else:
             out.append(FoundFile(path, str(p)))
         if len(out) > settings.max_files:

@@ -142,11 +142,12 @@ class Workspace:
         return self.home / "index" / modality
 
     # -- register ----------------------------------------------------------------
-    def plan_works(self, paths: Sequence[str | Path], *, title: str | None, each: bool) -> list[WorkSpec]:
+    def plan_works(self, paths: Sequence[str | Path], *, title: str | None, each: bool,
+                   skipped: list[str] | None = None) -> list[WorkSpec]:
         specs: list[WorkSpec] = []
         for p in paths:
             path = Path(p)
-            files = expand_paths([p], self.settings)
+            files = expand_paths([p], self.settings, skipped)
             if each or not path.is_dir():
                 for f in files:
                     name = f.relative if len(files) > 1 or path.is_dir() else path.name
@@ -167,9 +168,9 @@ class Workspace:
             raise InputError("--owner must not be empty")
         rec, rec_sha = load_record(record)
         progress = progress or NullProgress()
-        specs = self.plan_works(paths, title=title, each=each)
-        done: list[RegisteredWork] = []
         errors: list[str] = []
+        specs = self.plan_works(paths, title=title, each=each, skipped=errors)
+        done: list[RegisteredWork] = []
         progress.start(sum(len(s.files) for s in specs), "registering")
         with self._lock():
             for batch in _batches(specs, self.settings.batch_size):
@@ -275,9 +276,10 @@ class Workspace:
 
     def check(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> Result:
         progress = progress or NullProgress()
-        files = expand_paths(list(paths), self.settings)
+        skipped: list[str] = []
+        files = expand_paths(list(paths), self.settings, skipped)
         readers = {name: self.reader(name) for name in self.modalities}
-        result = Result("check", self.parameters())
+        result = Result("check", self.parameters(), errors=skipped)
         progress.start(len(files), "checking")
         for f in files:
             try:

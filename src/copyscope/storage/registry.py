@@ -54,6 +54,15 @@ def make_engine(url: str) -> sa.Engine:
 
 def migrate(engine: sa.Engine) -> None:
     """Bring the schema to head; refuse a database written by a newer copyscope."""
+    try:
+        _migrate(engine)
+    except sa.exc.DatabaseError as exc:
+        raise StorageError(f"the registry database is damaged or unreadable: {exc.orig}") from exc
+    except sa.exc.OperationalError as exc:  # pragma: no cover - e.g. a server that is down
+        raise StorageError(f"cannot reach the registry database: {exc.orig}") from exc
+
+
+def _migrate(engine: sa.Engine) -> None:
     with engine.begin() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
         known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(conn)).walk_revisions()}
