@@ -272,6 +272,12 @@ def build_queries(work: Path, seed: int) -> dict:
     """query-embedded.txt (3 registered docs inside ~100 KB of held-out text), query-clean.txt."""
     import hashlib
 
+    qdir = work / "queries"
+    saved = qdir / "expected.json"
+    if not (work / "docs").is_dir() and saved.exists():          # docs deleted after registration
+        d = json.loads(saved.read_text())
+        return {"embedded": qdir / "query-embedded.txt", "clean": qdir / "query-clean.txt",
+                "expected": d["expected"], "pads": d["pads"]}
     manifest = json.loads((work / "manifest.json").read_text())["docs"]
     _, held = load_pools()
     rng = random.Random(seed + 1)
@@ -289,7 +295,6 @@ def build_queries(work: Path, seed: int) -> dict:
             size += len(p.encode("utf-8")) + 2
         return paras
 
-    qdir = work / "queries"
     qdir.mkdir(exist_ok=True)
     embedded_texts = [(work / rel).read_text(encoding="utf-8") for rel, _, _ in picks]
     emb_bytes = sum(len(t.encode("utf-8")) for t in embedded_texts)
@@ -299,6 +304,7 @@ def build_queries(work: Path, seed: int) -> dict:
     pads = {"embedded": _write_query(qdir / "query-embedded.txt", paras),
             "clean": _write_query(qdir / "query-clean.txt", filler(random.Random(seed + 2), QUERY_BYTES))}
     expected = {hashlib.sha256((work / rel).read_bytes()).hexdigest(): rel for rel, _, _ in picks}
+    saved.write_text(json.dumps({"expected": expected, "pads": pads}))
     return {"embedded": qdir / "query-embedded.txt", "clean": qdir / "query-clean.txt", "expected": expected,
             "pads": pads}
 
@@ -510,7 +516,13 @@ def main(argv: list[str] | None = None) -> int:
     log("(c) warm check latency")
     chk = check_latency(work, args.seed, args.runs, args.warm, args.profile)
     summary["check"] = chk
-    (work / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    path = work / "summary.json"
+    if path.exists():                      # keep what earlier runs measured (e.g. registration)
+        try:
+            summary = {**json.loads(path.read_text()), **summary}
+        except json.JSONDecodeError:
+            pass
+    path.write_text(json.dumps(summary, indent=1, default=str))
 
     print()
     print(f"registry: {work / 'home'}")

@@ -9,6 +9,7 @@ Both answer the same two questions, so the plugins never know which one they got
 """
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Protocol, Sequence
 
 import numpy as np
@@ -62,25 +63,31 @@ class MemoryStats:
         return lookup(self._stats, self._sc, keys)
 
 
-class QueryStats:
-    """Memoises lookups of one query's keys across its many candidates.
+class CachedStats:
+    """Memoises document-frequency lookups by the identity of the key array.
 
-    A check verifies tens of candidates against the same query; its vocabulary
-    IDF would otherwise be looked up in every index segment for each of them.
+    Fingerprints cache their key arrays, so the same registered document's keys
+    arrive as the same array object in every check: its df values are looked up
+    in the index once per index generation instead of once per candidate. The
+    memo holds the arrays it saw (ids stay unique) and is bounded (LRU).
     """
 
-    def __init__(self, inner: CorpusStats) -> None:
+    def __init__(self, inner: CorpusStats, limit: int = 4096) -> None:
         self.inner = inner
         self.n_docs = inner.n_docs
-        self._memo: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = {}
+        self.limit = limit
+        self._memo: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
 
     def _cached(self, kind: str, keys: np.ndarray, fn) -> np.ndarray:  # noqa: ANN001
         slot = (kind, id(keys))
         hit = self._memo.get(slot)
         if hit is not None and hit[0] is keys:
+            self._memo.move_to_end(slot)
             return hit[1]
         out = fn(keys)
-        self._memo[slot] = (keys, out)        # holding ``keys`` keeps its id unique
+        self._memo[slot] = (keys, out)
+        if len(self._memo) > self.limit:
+            self._memo.popitem(last=False)
         return out
 
     def key_df(self, keys: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from copyscope.model import Artifact, Match
 from copyscope.plugins import Fingerprints, Modality, load_modalities
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
-from copyscope.stats import QueryStats
+from copyscope.stats import CachedStats
 from copyscope.storage.blobs import BlobStore
 from copyscope.storage.registry import NewArtifact, NewWork, SqlRegistry, make_engine, migrate
 
@@ -102,6 +102,7 @@ class Workspace:
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
+        self._stats_cache: tuple[tuple[str, ...], CachedStats] | None = None
 
     # -- lifecycle -------------------------------------------------------------
     @classmethod
@@ -309,7 +310,7 @@ class Workspace:
         shas = self.registry.artifact_sha256(cands.doc_ids.tolist())
         works = self.registry.works_for_artifacts(cands.doc_ids.tolist())
         threshold = self.threshold(modality)
-        stats = QueryStats(reader)
+        stats = self._cached_stats(reader)
         for doc_id in cands.doc_ids.tolist():
             if doc_id not in shas:
                 continue
@@ -320,6 +321,16 @@ class Workspace:
                 continue
             for work in works.get(doc_id, []):
                 yield replace(match, work=work, registered_path=work.path, verdict="copy"), ref
+
+    def _cached_stats(self, reader: IndexReader) -> CachedStats:
+        """Corpus statistics memoised per index generation (the live segment set):
+        a registration in between makes a new generation, so nothing goes stale."""
+        generation = tuple(str(s.path) for s in reader.segments)
+        if self._stats_cache is None or self._stats_cache[0] != generation:
+            self._stats_cache = (generation, CachedStats(reader))
+        else:
+            self._stats_cache[1].inner = reader     # same files; the newest mmaps
+        return self._stats_cache[1]
 
     def threshold(self, modality: Modality) -> float:
         if self.settings.threshold is not None:

@@ -27,6 +27,7 @@ Keys are uint64 fingerprints, doc ids are the registry's artifact ids (uint32).
 """
 from __future__ import annotations
 
+import functools
 import mmap
 import os
 import uuid
@@ -145,12 +146,23 @@ class Segment:
         return int(self.docs.shape[0])
 
     def ranges(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posting ranges of ``keys`` (sorted needles make the binary search cache-friendly)."""
+        if keys.shape[0] > 1 and not bool(np.all(keys[1:] >= keys[:-1])):
+            order = np.argsort(keys, kind="stable")
+            lo_s, hi_s = self.ranges(keys[order])
+            lo, hi = np.empty_like(lo_s), np.empty_like(hi_s)
+            lo[order], hi[order] = lo_s, hi_s
+            return lo, hi
         return (np.searchsorted(self.post_keys, keys, "left"),
                 np.searchsorted(self.post_keys, keys, "right"))
 
+    @functools.cached_property
+    def _stat_counts64(self) -> np.ndarray:
+        return self.stat_counts.astype(np.int64)     # once per segment, not per lookup
+
     def stat_df(self, keys: np.ndarray) -> np.ndarray:
         from copyscope.stats import lookup  # noqa: PLC0415
-        return lookup(self.stat_keys, self.stat_counts.astype(np.int64), keys)
+        return lookup(self.stat_keys, self._stat_counts64, keys)
 
 
 def merge_segments(directory: Path, segments: Iterable[Segment]) -> str:

@@ -34,6 +34,7 @@ class FoldTable:
     table: np.ndarray          # uint32 per code point: class << 24 | folded code point
     expand_cp: np.ndarray      # sorted code points whose fold is several characters
     expansions: tuple[np.ndarray, ...]   # folded code points for each of expand_cp
+    expand_mask: np.ndarray    # bool per code point: has a multi-character fold
 
 
 @functools.lru_cache(maxsize=1)
@@ -47,7 +48,9 @@ def fold_table() -> FoldTable:
     parts = np.split(flat, np.nonzero(flat == 0)[0])
     expansions = tuple(p[p != 0] for p in parts)
     order = np.argsort(expand_cp, kind="stable")
-    return FoldTable(table, expand_cp[order], tuple(expansions[i] for i in order))
+    mask = np.zeros(table.shape[0], dtype=bool)
+    mask[expand_cp] = True
+    return FoldTable(table, expand_cp[order], tuple(expansions[i] for i in order), mask)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,8 @@ def _code_points(text: str) -> np.ndarray:
 
 def _expand(cps: np.ndarray, src: np.ndarray, ft: FoldTable) -> tuple[np.ndarray, np.ndarray]:
     """Replace characters with multi-character folds (ﬁ → f i); ``src`` follows along."""
-    hit = np.isin(cps, ft.expand_cp)
+    # A table lookup, not np.isin: this runs once per document, however short.
+    hit = ft.expand_mask[np.minimum(cps, ft.expand_mask.shape[0] - 1)]
     if not hit.any():
         return cps, src
     where = np.nonzero(hit)[0]

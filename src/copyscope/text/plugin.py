@@ -61,10 +61,8 @@ class TextModality:
             qg, rg = query.grams[s], ref.grams[s]
             if len(qg) == 0 or len(rg) == 0:
                 continue
-            weights = _kgram_weights(rg.hashes, stats, p.common_df)
-            for rp in align(qg, rg, gap=p.gap(s), min_tokens=p.min_tokens(s),
-                            weights=weights, max_occ=p.max_occ):
-                raws.append((rp, rp.weight / max(rp.r_tokens, 1)))
+            found = align(qg, rg, gap=p.gap(s), min_tokens=p.min_tokens(s), max_occ=p.max_occ)
+            raws.extend(zip(found, _rarities(found, rg.hashes, ref, stats, p.common_df)))
         vocab = _vocabulary_overlap(query, ref, stats, p)
         if not raws and not vocab:
             return None
@@ -90,15 +88,28 @@ class TextModality:
         )
 
 
-def _kgram_weights(hashes: np.ndarray, stats: CorpusStats | None, common_df: int) -> np.ndarray | None:
-    """Per source k-gram weight in (0, 1]; NaN where the corpus has no count."""
-    if stats is None:
-        return None
-    df = stats.key_df(hashes).astype(np.float64)
-    w = np.full(hashes.shape[0], np.nan)
-    known = df > 0
-    w[known] = np.minimum(1.0, common_df / df[known])
-    return w
+def _rarities(passages: list[RawPassage], hashes: np.ndarray, ref: TextDoc,
+              stats: CorpusStats | None, common_df: int) -> list[float]:
+    """Per passage: mean of ``min(1, common_df / df)`` over its seed k-grams that the
+    corpus counts (the index holds winnowed k-grams only); 1 when none is.
+
+    df is looked up for the registered document's indexed keys as one array, so
+    ``CachedStats`` answers it from memory after the first check that needs it.
+    """
+    if stats is None or not passages:
+        return [1.0] * len(passages)
+    keys = ref.index_keys()                       # sorted, unique
+    if keys.shape[0] == 0:
+        return [1.0] * len(passages)
+    key_df = stats.key_df(keys).astype(np.float64)
+    out = []
+    for rp in passages:
+        h = hashes[np.unique(rp.r_seeds)]
+        pos = np.minimum(np.searchsorted(keys, h), keys.shape[0] - 1)
+        d = np.where(keys[pos] == h, key_df[pos], 0.0)
+        d = d[d > 0]
+        out.append(float(np.minimum(1.0, common_df / d).mean()) if d.shape[0] else 1.0)
+    return out
 
 
 def _vocabulary_overlap(q: TextDoc, r: TextDoc, stats: CorpusStats | None, p: TextParams) -> float | None:
@@ -111,8 +122,8 @@ def _vocabulary_overlap(q: TextDoc, r: TextDoc, stats: CorpusStats | None, p: Te
     # The query may not be in the corpus: count it once so no df is 0.
     idf_q = np.log((n + 1) / (stats.stat_df(qv) + 1.0))
     idf_r = np.log((n + 1) / (stats.stat_df(rv) + 1.0))
-    shared = np.isin(qv, rv, assume_unique=True)
-    inter = float(idf_q[shared].sum())
+    pos = np.minimum(np.searchsorted(qv, rv), qv.shape[0] - 1)   # both sorted and unique
+    inter = float(idf_q[pos[qv[pos] == rv]].sum())
     tq, tr = float(idf_q.sum()), float(idf_r.sum())
     if tq <= 0 or tr <= 0:
         return 0.0
