@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from copyscope.storage.blobs import BlobStore
+
 import copyscope.ingest
 from conftest import assert_clean_failure, stderr_lines
 
@@ -407,7 +409,7 @@ def test_corrupted_registry_db(cli, ws, samples, command):
 
 def test_deleted_blob_is_an_error_not_a_crash(cli, ws, samples):
     sha = hashlib.sha256((samples / "registered" / "en_lighthouse.md").read_bytes()).hexdigest()
-    blob = ws / "blobs" / sha[:2] / sha[2:4] / sha
+    blob = BlobStore(ws / "blobs").path(sha)
     assert blob.is_file()
     blob.unlink()
     rc, out, err = cli("check", samples / "suspects" / "en_partial.txt")
@@ -421,7 +423,7 @@ def test_deleted_blob_is_an_error_not_a_crash(cli, ws, samples):
 
 def test_corrupt_blob_is_an_error_not_a_crash(cli, ws, samples):
     sha = hashlib.sha256((samples / "registered" / "en_lighthouse.md").read_bytes()).hexdigest()
-    blob = ws / "blobs" / sha[:2] / sha[2:4] / sha
+    blob = BlobStore(ws / "blobs").path(sha)
     blob.write_bytes(b"tampered")
     rc, out, err = cli("check", samples / "suspects" / "en_partial.txt")
     assert rc in (2, 3), (rc, err)

@@ -10,6 +10,8 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from copyscope.storage.blobs import BlobStore
 import rfc8785
 
 import copyscope
@@ -497,7 +499,7 @@ def test_gc_removes_orphans(cli, registered_home, samples):
     orphan_seg = seg_dir / "seg-0123456789abcdef0123456789abcdef.csx"
     orphan_seg.write_bytes(b"left by a crash")
     fake = "ab" * 32
-    orphan_blob = registered_home / "blobs" / fake[:2] / fake[2:4] / fake
+    orphan_blob = BlobStore(registered_home / "blobs").path(fake)
     orphan_blob.parent.mkdir(parents=True, exist_ok=True)
     orphan_blob.write_bytes(b"unreferenced")
     rc, out, err = cli("--json", "gc")

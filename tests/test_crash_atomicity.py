@@ -37,6 +37,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from copyscope.storage.blobs import BlobStore
+from copyscope.workspace import MAX_SEGMENTS
+
 import pytest
 
 from conftest import copyscope_command
@@ -79,7 +82,7 @@ if phase == "blob":            # batch 3: half of its blobs written, no segment,
     hook(BlobStore, "put", 2 * batch + batch // 2)
 elif phase == "segment":       # batch 3: blobs and segment file written, not committed
     hook(wsmod, "write_segment", 3)
-elif phase == "merge-written": # all batches committed; merged segment written, not swapped in
+elif phase == "merge-written": # first merge: merged segment written, not swapped in
     hook(wsmod, "merge_segments", 1)
 elif phase == "merge-swapped": # merged segment live; the merged-away files not deleted yet
     hook(SqlRegistry, "swap_segments", 1)
@@ -90,11 +93,14 @@ print(len(out.works), len(out.errors))
 """
 
 # phase -> minimum committed works that must be visible before the kill
+# Merges run as batches land: the first one follows the batch that takes the
+# workspace past MAX_SEGMENTS live segments.
+FIRST_MERGE_WORKS = (MAX_SEGMENTS + 1) * BATCH
 PHASES = {
     "blob": 2 * BATCH,
     "segment": 2 * BATCH,
-    "merge-written": N_FILES,
-    "merge-swapped": N_FILES,
+    "merge-written": FIRST_MERGE_WORKS,
+    "merge-swapped": FIRST_MERGE_WORKS,
 }
 
 
@@ -187,7 +193,7 @@ def inspect(home: Path) -> dict:
     assert all(by_work[pk] >= 1 for pk, _ in works), "a work without artifacts"
     assert {a for _, _, a, _ in links} == set(artifacts), "an artifact no work uses"
     for aid, sha in artifacts.items():
-        blob = home / "blobs" / sha[:2] / sha[2:4] / sha
+        blob = BlobStore(home / "blobs").path(sha)
         assert blob.is_file(), f"artifact {aid}: blob missing"
         assert sha256(blob) == sha, f"artifact {aid}: blob content does not match its sha256"
 
@@ -299,10 +305,10 @@ def test_kill9_during_registration(cli, home, tmp_path, crash_setup, phase):
     if phase in ("blob", "segment"):
         assert state["works"] == 2 * BATCH         # batches 1 and 2 only: batch 3 is absent as a whole
     else:
-        assert state["works"] == N_FILES
+        assert state["works"] == FIRST_MERGE_WORKS  # the batches up to the first merge, all committed
     assert_checks(cli, state, corpus, outsider)
     expect = {"blob": BATCH // 2, "segment": 1, "merge-written": 1,
-              "merge-swapped": N_BATCHES - 12 // 2}[phase]
+              "merge-swapped": MAX_SEGMENTS + 1 - MAX_SEGMENTS // 2}[phase]   # merged-away files left
     _finish(cli, home, corpus, outsider, state, expect)
 
 

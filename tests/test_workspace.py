@@ -249,7 +249,7 @@ def test_collect_garbage_removes_orphans_but_never_live_files(ws, docs, tmp_path
     index_dir = ws.home / "index" / "text"
     live = set(ws.registry.live_segments("text"))
     assert live and live_segment_files(ws) == live
-    live_blobs = {p.name for p in (ws.home / "blobs").glob("*/*/*")}
+    live_blobs = {p.name for p in (ws.home / "blobs").rglob("*") if p.is_file()}
     assert len(live_blobs) == 3
 
     orphan_seg = write_segment(index_dir, [DocKeys(999, np.array([1, 2], np.uint64), np.array([3], np.uint64))])
@@ -261,7 +261,7 @@ def test_collect_garbage_removes_orphans_but_never_live_files(ws, docs, tmp_path
     assert ws.collect_garbage() == {"segments": 1, "blobs": 1}
     assert not (index_dir / orphan_seg).exists() and not ws.blobs.path(orphan_sha).exists()
     assert live_segment_files(ws) == live
-    assert {p.name for p in (ws.home / "blobs").glob("*/*/*")} == live_blobs
+    assert {p.name for p in (ws.home / "blobs").rglob("*") if p.is_file()} == live_blobs
     for sha in live_blobs:
         ws.blobs.get(sha)                                         # intact, hash verified
     assert ws.collect_garbage() == {"segments": 0, "blobs": 0}

@@ -3,7 +3,7 @@
 Layout under ``home``::
 
     registry.db        SQLite (WAL): works, artifacts, live index segments
-    blobs/ab/cd/<sha>  the registered bytes, content-addressed
+    blobs/ab/<sha>     the registered bytes, content-addressed
     index/<modality>/  immutable index segments (copyscope.index.inverted)
     lock               held by the one writer
 
@@ -178,7 +178,7 @@ class Workspace:
                 works, errs = self._register_batch(batch, owner, license, rec, rec_sha, progress)
                 done.extend(works)
                 errors.extend(errs)
-            self._maybe_merge()
+                self._maybe_merge()      # as batches land: small merges, no big stall at the end
         progress.stop()
         return RegisterOutcome(done, errors)
 
@@ -216,12 +216,13 @@ class Workspace:
         new_artifacts = []
         by_modality: dict[str, list[DocKeys]] = {}
         for sha, (art, modality, fp) in fresh.items():
-            self.blobs.put(sha, art.data)
+            self.blobs.put(sha, art.data, sync=False)
             new_artifacts.append(NewArtifact(sha, art.size, getattr(fp, "media_type", art.media_type),
                                              modality.name, getattr(getattr(fp, "decoded", None),
                                                                     "encoding", None)))
             by_modality.setdefault(modality.name, []).append(
                 DocKeys(planned[sha], fp.index_keys(), fp.stat_keys()))
+        self.blobs.sync()                 # one filesystem sync for the batch's blobs, before the commit
         segments = []
         for name, docs in by_modality.items():
             seg = write_segment(self._index_dir(name), docs)

@@ -184,30 +184,37 @@ class SqlRegistry:
         """
         stamp = now()
         with self.engine.begin() as conn:
-            for a in artifacts:
-                conn.execute(sa.insert(t.artifacts).values(
-                    id=planned_ids[a.sha256], sha256=a.sha256, size=a.size, media_type=a.media_type,
-                    modality=a.modality, encoding=a.encoding, created_at=stamp))
+            if artifacts:
+                conn.execute(sa.insert(t.artifacts), [
+                    {"id": planned_ids[a.sha256], "sha256": a.sha256, "size": a.size,
+                     "media_type": a.media_type, "modality": a.modality, "encoding": a.encoding,
+                     "created_at": stamp} for a in artifacts])
             for modality, name, n_docs, n_post in segments:
                 conn.execute(sa.insert(t.index_segments).values(
                     modality=modality, name=name, n_docs=n_docs, n_postings=n_post, created_at=stamp))
-            ids = {r.sha256: r.id for r in conn.execute(
-                sa.select(t.artifacts.c.sha256, t.artifacts.c.id).where(
-                    t.artifacts.c.sha256.in_(sorted({s for w in works for _, s in w.files}))))}
-            work_ids = []
-            for w in works:
-                pk = conn.execute(sa.insert(t.works).values(
-                    work_id="pending", title=w.title, owner=w.owner, license=w.license, kind=w.kind,
-                    root_path=w.root_path, record_json=None if w.record is None else json.dumps(
-                        w.record, ensure_ascii=False, sort_keys=True),
-                    record_sha256=w.record_sha256, created_at=stamp)).inserted_primary_key[0]
+            shas = sorted({s for w in works for _, s in w.files})
+            ids: dict[str, int] = {}
+            for i in range(0, len(shas), 500):
+                ids.update({r.sha256: r.id for r in conn.execute(
+                    sa.select(t.artifacts.c.sha256, t.artifacts.c.id).where(t.artifacts.c.sha256.in_(shas[i:i + 500])))})
+            # Work keys are assigned here, under the workspace's writer lock, so the
+            # whole batch goes in as three bulk statements.
+            first = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.works.c.id), 0))).scalar()) + 1
+            rows, links, work_ids = [], [], []
+            for pk, w in enumerate(works, first):
                 wid = f"W{pk:07d}"
-                conn.execute(sa.update(t.works).where(t.works.c.id == pk).values(work_id=wid))
-                rows = sorted({(p, ids[s]) for p, s in w.files})
-                if rows:
-                    conn.execute(sa.insert(t.work_artifacts),
-                                 [{"work_pk": pk, "artifact_id": a, "path": p} for p, a in rows])
                 work_ids.append(wid)
+                rows.append({"id": pk, "work_id": wid, "title": w.title, "owner": w.owner, "license": w.license,
+                             "kind": w.kind, "root_path": w.root_path,
+                             "record_json": None if w.record is None else json.dumps(
+                                 w.record, ensure_ascii=False, sort_keys=True),
+                             "record_sha256": w.record_sha256, "created_at": stamp})
+                links.extend({"work_pk": pk, "artifact_id": a, "path": p}
+                             for p, a in sorted({(p, ids[s]) for p, s in w.files}))
+            if rows:
+                conn.execute(sa.insert(t.works), rows)
+            if links:
+                conn.execute(sa.insert(t.work_artifacts), links)
         return work_ids
 
     def next_artifact_id(self) -> int:
