@@ -55,11 +55,12 @@ def kgrams(tokens: TokenStream, k: int) -> KGrams:
     span = min(k, n)
     m = n - span + 1
     h = tokens.hashes
-    acc = np.zeros(m, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for t in range(span):
-            acc = acc * _KGRAM_MULT + h[t:t + m]
-    return KGrams(tokens.kind, k, mix64(acc ^ salt), tokens)
+    acc = h[:m].copy()
+    for t in range(1, span):                  # uint64 array arithmetic wraps mod 2**64
+        acc *= _KGRAM_MULT
+        acc += h[t:t + m]
+    acc ^= salt
+    return KGrams(tokens.kind, k, mix64(acc), tokens)
 
 
 def winnow(hashes: np.ndarray, w: int) -> np.ndarray:

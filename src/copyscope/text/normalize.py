@@ -66,14 +66,23 @@ class TokenStream:
         return int(self.hashes.shape[0])
 
 
+_S30, _S27, _S31 = np.uint64(30), np.uint64(27), np.uint64(31)
+_M1, _M2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
 def mix64(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser: spreads polynomial hashes so winnowing minima are fair."""
-    with np.errstate(over="ignore"):
-        x = x ^ (x >> np.uint64(30))
-        x = x * np.uint64(0xBF58476D1CE4E5B9)
-        x = x ^ (x >> np.uint64(27))
-        x = x * np.uint64(0x94D049BB133111EB)
-        return x ^ (x >> np.uint64(31))
+    """splitmix64's finaliser: spreads polynomial hashes so winnowing minima are fair.
+
+    Array arithmetic on uint64 wraps silently (no overflow checks, unlike numpy
+    scalars), so no ``errstate`` is needed; the work is done in place on a copy.
+    """
+    x = np.array(x, dtype=np.uint64, copy=True)
+    x ^= x >> _S30
+    x *= _M1
+    x ^= x >> _S27
+    x *= _M2
+    x ^= x >> _S31
+    return x
 
 
 def _code_points(text: str) -> np.ndarray:
