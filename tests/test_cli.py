@@ -157,7 +157,9 @@ def test_register_reused_content_is_noted_in_plain_output(cli, home, samples):
 
 def test_register_with_record_json_object(cli, home, samples, tmp_path):
     cli("init")
-    record = {"created": "2024-05-01", "tool": "pen", "drafts": [1, 2, 3], "note": "初稿"}
+    record = {"schema": "copyscope.creation-record/v1", "created": "2024-05-01T09:30:00+08:00",
+              "software": [{"name": "pen"}], "description": "初稿",
+              "drafts": [{"sha256": "ab" * 32, "time": "2024-05-01T09:00:00+08:00", "note": "first"}]}
     rec = tmp_path / "record.json"
     rec.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
     rc, out, err = cli("register", samples / "registered" / "zh_bridge.txt", "--owner", "Ann",
@@ -166,6 +168,15 @@ def test_register_with_record_json_object(cli, home, samples, tmp_path):
     (row,) = works_in(home)
     assert json.loads(row[6]) == record
     assert row[7] == hashlib.sha256(rfc8785.dumps(record)).hexdigest()
+
+
+def test_register_with_invalid_record_names_the_json_path(cli, home, samples, tmp_path):
+    cli("init")
+    rec = tmp_path / "record.json"
+    rec.write_text(json.dumps({"schema": "copyscope.creation-record/v1", "promt": "a cat"}), encoding="utf-8")
+    rc, out, err = cli("register", samples / "registered" / "zh_bridge.txt", "--owner", "Ann", "--record", rec)
+    assert rc == 2
+    assert "$.promt" in err and works_in(home) == []
 
 
 @pytest.mark.parametrize("content", [b'{"created": "2024-05-01",', b"[1, 2, 3]", b'"just a string"', b"\x80\xff{}"],

@@ -17,18 +17,33 @@ def _commands():
     return group, sorted(group.commands.items())
 
 
+def _leaves():
+    """(full name, click command) for every runnable command, sub-commands included."""
+    _, commands = _commands()
+    out = []
+    for name, cmd in commands:
+        subs = getattr(cmd, "commands", None)
+        if subs:
+            out += [(f"{name} {sub}", c) for sub, c in sorted(subs.items())]
+        else:
+            out.append((name, cmd))
+    return out
+
+
 def test_every_command_has_a_section():
     _, commands = _commands()
     assert commands, "no commands registered"
     missing = [name for name, _ in commands if f"### `copyscope {name}`" not in CLI_DOC]
+    missing += [name for name, _ in _leaves() if " " in name and f"#### `copyscope {name}`" not in CLI_DOC]
     assert not missing, f"undocumented commands: {missing}"
 
 
 def test_every_option_is_documented():
-    group, commands = _commands()
+    group, _ = _commands()
     missing = []
-    for name, cmd in commands:
-        section = CLI_DOC.split(f"### `copyscope {name}`", 1)[1].split("\n### ", 1)[0]
+    for name, cmd in _leaves():
+        head = f"#### `copyscope {name}`" if " " in name else f"### `copyscope {name}`"
+        section = CLI_DOC.split(head, 1)[1].split("\n### ", 1)[0].split("\n#### ", 1)[0]
         for param in cmd.params:
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and opt != "--help" and opt not in section:

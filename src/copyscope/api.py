@@ -15,7 +15,7 @@ from typing import Any
 
 from copyscope.comparing import PairScore, compare_all, compare_pairs, read_pairs_file
 from copyscope.comparing import compare as _compare
-from copyscope.errors import CopyscopeError, InputError, UsageError
+from copyscope.errors import CopyscopeError, InputError, UsageError, VerificationFailed
 from copyscope.evidence import Result, canonical_bytes, read_bundle, write_bundle
 from copyscope.plugins import Modality, load_modalities
 from copyscope.settings import Settings
@@ -70,3 +70,84 @@ def write_report(bundle: dict[str, Any], out: str | Path, *, generated_at: str |
 
 def report_from_file(bundle_path: str | Path, out: str | Path) -> Path:
     return write_report(read_bundle(Path(bundle_path)), out)
+
+
+# -- ledger: receipts, drafts, evidence packages, keys, tiles ------------------------------
+def add_draft(ws: Workspace, work_id: str, path: str | Path, note: str | None = None) -> dict:
+    """Log a draft of ``work_id`` (its hash, time and note); returns its receipt."""
+    from copyscope.ingest import read_artifact  # noqa: PLC0415
+    art = read_artifact(Path(path), ws.settings)
+    index = ws.ledger.draft(work_id, art.data, _media_type(Path(path)), note)
+    with ws.engine.connect() as conn:
+        return ws.ledger.receipts_at(conn, [index])[0]
+
+
+def _media_type(path: Path) -> str:
+    import mimetypes  # noqa: PLC0415
+    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+
+
+def label_work(ws: Workspace, work_id: str, label: str) -> dict:
+    index = ws.ledger.label(work_id, label)
+    with ws.engine.connect() as conn:
+        return ws.ledger.receipts_at(conn, [index])[0]
+
+
+def revoke_work(ws: Workspace, work_id: str, reason: str | None = None) -> dict:
+    index = ws.ledger.revoke(work_id, reason)
+    with ws.engine.connect() as conn:
+        return ws.ledger.receipts_at(conn, [index])[0]
+
+
+def receipts(ws: Workspace, work_id: str) -> list[dict]:
+    return ws.ledger.receipts_for(work_id)
+
+
+def read_receipt(path: str | Path) -> dict:
+    import json  # noqa: PLC0415
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        from copyscope.errors import NotFoundError  # noqa: PLC0415
+        raise NotFoundError(f"{p}: no such receipt") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{p}: not a readable receipt ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != "copyscope.receipt/v1":
+        raise InputError(f"{p}: not a copyscope receipt (expected schema copyscope.receipt/v1)")
+    return data
+
+
+def verify_receipt(receipt: dict, *, data: bytes | None = None, ws: Workspace | None = None,
+                   log_keys: list[str] = (), clock_keys: list[str] = ()) -> dict:
+    """Verify offline. With a workspace: its pinned keys, plus consistency up to its
+    newest checkpoint; without: the keys given (required)."""
+    from copyscope.ledger.verifier import VKey, VerificationError  # noqa: PLC0415
+    try:
+        if ws is not None:
+            return ws.ledger.verify(receipt, data, log_keys)
+        if not log_keys:
+            raise UsageError("no workspace: pass the log's verifier key with --log-key")
+        from copyscope.ledger.verifier import verify_receipt as _verify  # noqa: PLC0415
+        return _verify(receipt, [VKey(k) for k in log_keys], [VKey(k) for k in clock_keys], data)
+    except VerificationError as exc:
+        raise VerificationFailed(str(exc), check=exc.check) from None
+
+
+def export_package(ws: Workspace, work_id: str, out: str | Path) -> Path:
+    from copyscope.ledger.package import build_package  # noqa: PLC0415
+    return build_package(ws.ledger, ws.blobs, work_id, Path(out))
+
+
+def export_log(ws: Workspace, out: str | Path) -> dict:
+    from copyscope.ledger.tiles import export_tiles  # noqa: PLC0415
+    return export_tiles(ws.ledger.log, Path(out))
+
+
+def keys_show(ws: Workspace) -> dict:
+    return ws.ledger.keys.verifier_keys()
+
+
+def rotate_keys(ws: Workspace) -> str:
+    with ws._lock():
+        return ws.ledger.rotate()

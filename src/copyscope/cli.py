@@ -35,8 +35,11 @@ class Unit(str, Enum):
 
 
 class Ctx:
-    def __init__(self, home: Optional[Path], quiet: bool, json_out: bool, max_bytes: Optional[int]) -> None:
-        overrides = {"max_file_bytes": max_bytes} if max_bytes else {}
+    def __init__(self, home: Optional[Path], quiet: bool, json_out: bool, max_bytes: Optional[int],
+                 tsa_url: Optional[str] = None) -> None:
+        overrides: dict = {"max_file_bytes": max_bytes} if max_bytes else {}
+        if tsa_url:
+            overrides["tsa_url"] = tsa_url
         self.settings = api.Settings.resolve(home, **overrides)
         self.quiet = quiet
         self.json = json_out
@@ -78,10 +81,11 @@ def main_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes on stderr."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Refuse input files larger than this (default 64 MiB)."),
+    tsa_url: Optional[str] = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority for new checkpoints (or $COPYSCOPE_TSA_URL)."),
 ) -> None:
     if max_bytes is not None and max_bytes < 1:
         raise UsageError("--max-bytes must be at least 1")
-    ctx.obj = Ctx(home, quiet, json_out, max_bytes)
+    ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url)
 
 
 @app.command()
@@ -111,20 +115,28 @@ def register(
     license: str = typer.Option("All-Rights-Reserved", "--license", help="Licence, e.g. an SPDX id."),
     record: Optional[Path] = typer.Option(None, "--record", help="Creation record (JSON object) stored with the work."),
     each: bool = typer.Option(False, "--each", help="One work per file instead of one work per directory."),
+    private: bool = typer.Option(False, "--private", help="Log only a salted commitment: the log reveals nothing."),
+    derived_from: list[str] = typer.Option([], "--derived-from", help="Parent work id (repeatable): logs a 'derive' entry."),
+    receipts: Optional[Path] = typer.Option(None, "--receipts", help="Also write each receipt into this directory."),
 ) -> None:
-    """Register works; prints one work id per line (tab, title, path)."""
+    """Register works and log them; prints work id, title and path per line (receipts go to HOME/receipts)."""
     c = _ctx(ctx)
     with api.open_workspace(c.settings) as ws:
         outcome = ws.register([str(p) for p in paths], owner=owner, license=license, title=title,
-                              record=record, each=each, progress=c.progress())
+                              record=record, each=each, private=private, derived_from=derived_from,
+                              receipts_dir=receipts, progress=c.progress())
     c.warn_errors(outcome.errors)
+    c.warn_errors(outcome.warnings)
     if c.json:
-        emit_json({"works": [w.__dict__ for w in outcome.works], "errors": outcome.errors})
+        emit_json({"works": [w.__dict__ for w in outcome.works], "errors": outcome.errors,
+                   "warnings": outcome.warnings})
     else:
         for w in outcome.works:
             typer.echo(f"{w.work_id}\t{w.title}\t{w.path}")
         reused = sum(w.files - w.new_artifacts for w in outcome.works)
         c.note(f"registered {len(outcome.works)} work(s)" + (f"; {reused} file(s) already known, reused" if reused else ""))
+        if outcome.works:
+            c.note(f"receipts: {Path(outcome.works[0].receipt).parent}/<work id>.json (verify with `copyscope verify`)")
     if outcome.errors:
         raise typer.Exit(2)
 
@@ -283,6 +295,14 @@ def _click_exception() -> type:
     except ImportError:  # pragma: no cover - older typer with a real click
         from click.exceptions import ClickException  # noqa: PLC0415
     return ClickException
+
+
+def _install_ledger_commands() -> None:
+    from copyscope.cli_ledger import install  # noqa: PLC0415
+    install(app, _ctx)
+
+
+_install_ledger_commands()
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -13,7 +13,8 @@ it raises one of these.
     ├── WorkspaceError    (3)  no workspace, workspace from a newer version, locked
     │   └── StorageError  (3)  the registry or index on disk is damaged
     ├── NotFoundError     (4)  a work, artifact or result file that does not exist
-    └── PluginError       (5)  a modality plugin that is missing, duplicated or broken
+    ├── PluginError       (5)  a modality plugin that is missing, duplicated or broken
+    └── VerificationFailed (6) a receipt, checkpoint or evidence package failed a named check
 
 Exit codes 0 and 1 are reserved for "no match" and "matches found" (see docs/cli.md).
 """
@@ -65,6 +66,17 @@ class NotFoundError(CopyscopeError):
 
 class PluginError(CopyscopeError):
     exit_code = 5
+
+
+class VerificationFailed(CopyscopeError):
+    """``check`` names the failed check: file-hash, entry-signature, inclusion,
+    checkpoint-signature, cosignature, consistency, manifest, receipt or key."""
+
+    exit_code = 6
+
+    def __init__(self, message: str, *, check: str) -> None:
+        super().__init__(f"verification failed: {message}")
+        self.check = check
 
 
 EXIT_NO_MATCH = 0

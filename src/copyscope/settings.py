@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 MiB = 1024 * 1024
@@ -18,11 +18,16 @@ class Settings:
     candidate_limit: int = 25             # registered docs verified per query, per ranking (hits, containment)
     threshold: float | None = None        # override the modality's default decision threshold
     db_url: str | None = None             # default: SQLite file inside home
+    passphrase: str | None = field(default=None, repr=False)   # encrypts the ledger keys (PKCS#8)
+    tsa_url: str | None = None            # RFC 3161 timestamp authority for checkpoints (optional)
 
     @classmethod
     def resolve(cls, home: str | Path | None = None, **overrides) -> "Settings":
-        """``--home``, else ``$COPYSCOPE_HOME``, else ``~/.copyscope``."""
+        """``--home``, else ``$COPYSCOPE_HOME``, else ``~/.copyscope``; the ledger key
+        passphrase from ``$COPYSCOPE_PASSPHRASE`` when set."""
         chosen = home or os.environ.get("COPYSCOPE_HOME") or Path.home() / ".copyscope"
+        overrides.setdefault("passphrase", os.environ.get("COPYSCOPE_PASSPHRASE") or None)
+        overrides.setdefault("tsa_url", os.environ.get("COPYSCOPE_TSA_URL") or None)
         return cls(home=Path(chosen).expanduser(), **overrides)
 
     def with_(self, **changes) -> "Settings":

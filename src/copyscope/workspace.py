@@ -14,11 +14,9 @@ leaves every work either fully registered and indexed, or absent.
 from __future__ import annotations
 
 import fcntl
-import hashlib
-import json
 import os
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -32,6 +30,8 @@ from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import CachedStats
 from copyscope.storage.blobs import BlobStore
+from copyscope.ledger.entries import content_of
+from copyscope.ledger.service import Ledger, WorkClaim, directory_content, write_json
 from copyscope.storage.registry import NewArtifact, NewWork, SqlRegistry, make_engine, migrate
 
 MAX_SEGMENTS = 12          # more live segments than this triggers a merge of the small ones
@@ -44,12 +44,15 @@ class RegisteredWork:
     path: str
     files: int
     new_artifacts: int       # files whose content was not in the registry yet
+    ledger_index: int = -1   # position of the work's entry in the log
+    receipt: str = ""        # path of the receipt (entry + inclusion proof + signed checkpoint)
 
 
 @dataclass(frozen=True)
 class RegisterOutcome:
     works: list[RegisteredWork]
     errors: list[str]
+    warnings: list[str] = field(default_factory=list)   # e.g. the timestamp authority was down
 
 
 @dataclass(frozen=True)
@@ -76,31 +79,25 @@ def fingerprint(modalities: dict[str, Modality], artifact: Artifact) -> tuple[Mo
 
 
 def load_record(path: Path | None) -> tuple[dict[str, Any] | None, str | None]:
-    """A creation record: any JSON object; stored canonically with its SHA-256."""
+    """A creation record (docs/creation-record.md), validated; with its canonical SHA-256."""
     if path is None:
         return None, None
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read creation record ({exc.strerror})") from None
-    try:
-        record = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path}: creation record is not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise InputError(f"{path}: creation record must be a JSON object")
-    import rfc8785  # noqa: PLC0415
-    return record, hashlib.sha256(rfc8785.dumps(record)).hexdigest()
+    from copyscope.ledger.record import load_record_file  # noqa: PLC0415
+    return load_record_file(Path(path))
 
 
 class Workspace:
     def __init__(self, settings: Settings, modalities: dict[str, Modality] | None = None) -> None:
         self.settings = settings
+        self._claim_opts: tuple = (False, (), None)
+        self._warnings: list[str] = []
         self.home = settings.home
         self.modalities = modalities if modalities is not None else load_modalities()
         self.engine = make_engine(settings.database_url)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
+        self.ledger = Ledger(self.engine, self.home,
+                             settings.passphrase.encode() if settings.passphrase else None)
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
         self._stats_cache: tuple[tuple[str, ...], CachedStats] | None = None
 
@@ -116,6 +113,7 @@ class Workspace:
         ws = cls(settings, modalities)
         with ws._lock():
             migrate(ws.engine)
+            ws.ledger.ensure_keys()
         return ws
 
     @classmethod
@@ -125,6 +123,7 @@ class Workspace:
         ws = cls(settings, modalities)
         with ws._lock():
             migrate(ws.engine)
+            ws.ledger.ensure_keys()        # workspaces made before the ledger existed
         return ws
 
     def close(self) -> None:
@@ -162,12 +161,20 @@ class Workspace:
         return specs
 
     def register(self, paths: Sequence[str | Path], *, owner: str, license: str, title: str | None = None,
-                 record: Path | None = None, each: bool = False,
+                 record: Path | None = None, each: bool = False, private: bool = False,
+                 derived_from: Sequence[str] = (), receipts_dir: Path | None = None,
                  progress: Progress | None = None) -> RegisterOutcome:
-        """Register works; a work whose files cannot be used is refused, others proceed."""
+        """Register works; a work whose files cannot be used is refused, others proceed.
+
+        Every work gets a ledger entry (``derive`` when ``derived_from`` names
+        parent works; a salted commitment only when ``private``) and a receipt in
+        ``home/receipts/<work id>.json`` (and in ``receipts_dir`` when given)."""
         if not owner.strip():
             raise InputError("--owner must not be empty")
+        for parent in derived_from:
+            self.ledger._require_work(parent)
         rec, rec_sha = load_record(record)
+        self._claim_opts = (private, tuple(derived_from), receipts_dir)
         progress = progress or NullProgress()
         errors: list[str] = []
         specs = self.plan_works(paths, title=title, each=each, skipped=errors)
@@ -180,7 +187,8 @@ class Workspace:
                 errors.extend(errs)
                 self._maybe_merge()      # as batches land: small merges, no big stall at the end
         progress.stop()
-        return RegisterOutcome(done, errors)
+        warnings, self._warnings = self._warnings, []
+        return RegisterOutcome(done, errors, warnings)
 
     def _register_batch(self, specs: list[WorkSpec], owner: str, license: str, rec, rec_sha,
                         progress: Progress) -> tuple[list[RegisteredWork], list[str]]:
@@ -230,15 +238,48 @@ class Workspace:
         works = [NewWork(spec.title, owner, license, spec.kind, spec.root,
                          [(rel, art.sha256) for rel, art, _, _ in items], rec, rec_sha)
                  for spec, items in ready]
-        ids = self.registry.commit_batch(new_artifacts, works, segments, planned)
+        private, parents, receipts_dir = self._claim_opts
+        logged: list[int] = []
+
+        def log_entries(conn, work_ids: list[str]) -> None:  # noqa: ANN001
+            claims = []
+            for wid, (spec, items) in zip(work_ids, ready):
+                if spec.kind == "directory":
+                    content = directory_content([(rel, a.sha256, a.size) for rel, a, _, _ in items])
+                else:
+                    _, a, _, fp = items[0]
+                    content = content_of(a.sha256, a.size, getattr(fp, "media_type", a.media_type))
+                claims.append(WorkClaim(wid, content, owner, license, spec.title, rec_sha, parents, private))
+            logged.extend(self.ledger.append_in(conn, self.ledger.claim_entries(claims)))
+
+        ids = self.registry.commit_batch(new_artifacts, works, segments, planned, on_commit=log_entries)
+        if self.settings.tsa_url:
+            try:        # the entries are durable already: a TSA outage only costs the token
+                self.ledger.timestamp_latest(self.settings.tsa_url)
+            except CopyscopeError as exc:
+                self._warnings.append(f"no RFC 3161 timestamp for this checkpoint: {exc.message}")
+        receipt_paths = self._write_receipts(ids, logged, receipts_dir)
         out = []
         claimed: set[str] = set()        # content new to the registry counts once, for its first work
         for wid, (spec, items) in zip(ids, ready):
             new_here = {a.sha256 for _, a, _, _ in items if a.sha256 in fresh} - claimed
             claimed |= new_here
             n_new = len(new_here)
-            out.append(RegisteredWork(wid, spec.title, spec.root, len(items), n_new))
+            out.append(RegisteredWork(wid, spec.title, spec.root, len(items), n_new,
+                                      logged[len(out)], receipt_paths[len(out)]))
         return out, errors
+
+    def _write_receipts(self, work_ids: list[str], indices: list[int], extra_dir: Path | None) -> list[str]:
+        with self.engine.connect() as conn:
+            receipts = self.ledger.receipts_at(conn, indices)
+        paths = []
+        for wid, receipt in zip(work_ids, receipts):
+            path = self.home / "receipts" / f"{wid}.json"
+            write_json(path, receipt)
+            if extra_dir is not None:
+                write_json(Path(extra_dir) / f"{wid}.json", receipt)
+            paths.append(str(path))
+        return paths
 
     def _maybe_merge(self) -> None:
         """Merge small segments (tiered): keeps lookups fast without rewriting big ones."""

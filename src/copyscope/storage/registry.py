@@ -10,7 +10,7 @@ import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
 from alembic import command
@@ -23,7 +23,7 @@ from copyscope.errors import StorageError, WorkspaceError
 from copyscope.model import WorkInfo
 from copyscope.storage import schema as t
 
-HEAD = "0001_initial"
+HEAD = "0002_ledger"
 
 
 def now() -> str:
@@ -176,7 +176,8 @@ class SqlRegistry:
 
     # -- the one write path ----------------------------------------------------
     def commit_batch(self, artifacts: Sequence[NewArtifact], works: Sequence[NewWork],
-                     segments: Sequence[tuple[str, str, int, int]], planned_ids: dict[str, int]) -> list[str]:
+                     segments: Sequence[tuple[str, str, int, int]], planned_ids: dict[str, int],
+                     on_commit: Callable[[sa.Connection, list[str]], None] | None = None) -> list[str]:
         """Insert a batch atomically; return the new work ids in order.
 
         ``planned_ids`` are the artifact ids the segment was written with; the
@@ -215,6 +216,8 @@ class SqlRegistry:
                 conn.execute(sa.insert(t.works), rows)
             if links:
                 conn.execute(sa.insert(t.work_artifacts), links)
+            if on_commit is not None:
+                on_commit(conn, work_ids)     # e.g. the ledger entries, in this same transaction
         return work_ids
 
     def next_artifact_id(self) -> int:

@@ -58,3 +58,43 @@ index_segments = sa.Table(
     sa.Column("n_postings", sa.BigInteger, nullable=False),
     sa.Column("created_at", sa.String(32), nullable=False),
 )
+
+# -- ledger (RFC 9162 log per key generation) -------------------------------------
+ledger_entries = sa.Table(
+    "ledger_entries", metadata,
+    sa.Column("gen", sa.Integer, nullable=False),
+    sa.Column("idx", sa.BigInteger, nullable=False),
+    sa.Column("leaf", sa.LargeBinary, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("work_id", sa.String(32)),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("gen", "idx"),
+)
+sa.Index("ix_ledger_entries_work", ledger_entries.c.work_id)
+
+ledger_nodes = sa.Table(
+    "ledger_nodes", metadata,
+    sa.Column("gen", sa.Integer, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("idx", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+    sa.PrimaryKeyConstraint("gen", "level", "idx"),
+)
+
+ledger_checkpoints = sa.Table(
+    "ledger_checkpoints", metadata,
+    sa.Column("gen", sa.Integer, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("timestamp_token", sa.Text),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.PrimaryKeyConstraint("gen", "size"),
+)
+
+ledger_openings = sa.Table(
+    "ledger_openings", metadata,
+    sa.Column("gen", sa.Integer, nullable=False),
+    sa.Column("idx", sa.BigInteger, nullable=False),
+    sa.Column("opening", sa.Text, nullable=False),
+    sa.PrimaryKeyConstraint("gen", "idx"),
+)
