@@ -286,6 +286,8 @@ def demo(ctx: typer.Context, out: Path = typer.Option(Path("demo-out"), "--out",
     typer.echo(f"registered {len(outcome.registered.works)} works from {outcome.samples / 'registered'}")
     print_check_table(c.out, outcome.result, passages=False)
     typer.echo(f"\nevidence bundle: {outcome.bundle}\nreport: {outcome.report.resolve()}")
+    typer.echo(f"registration receipts: {(outcome.bundle.parent / 'workspace' / 'receipts').resolve()} "
+               f"(check one with: copyscope --home {outcome.bundle.parent / 'workspace'} verify RECEIPT FILE)")
 
 
 def _click_exception() -> type:
