@@ -183,29 +183,51 @@ class Log:
     def receipt(self, conn: sa.Connection, gen: int, index: int, *, at: Checkpoint | None = None) -> dict:
         """A receipt for entry ``index``: the entry, a tlog-proof against ``at`` (or
         the latest checkpoint) and the verifier keys of every generation."""
-        row = conn.execute(sa.select(t.ledger_entries.c.leaf, t.ledger_entries.c.work_id)
-                           .where(t.ledger_entries.c.gen == gen, t.ledger_entries.c.idx == index)).first()
-        if row is None:
-            raise StorageError(f"ledger entry {index} of generation {gen} does not exist")
+        return self.receipts(conn, gen, [index], at=at)[0]
+
+    def receipts(self, conn: sa.Connection, gen: int, indices: list[int], *,
+                 at: Checkpoint | None = None) -> list[dict]:
+        """Receipts for many entries with a handful of queries (a bulk registration
+        issues one per work): leaves, openings and proof nodes are fetched in batches."""
         cp = at or self.latest(conn, gen)
-        if cp is None or cp.size <= index:
-            raise StorageError(f"no checkpoint covers ledger entry {index} yet")
-        leaf = bytes(row.leaf)
-        receipt = {
-            "schema": "copyscope.receipt/v1", "index": index, "work": row.work_id,
-            "entry": leaf.decode(), "tlog_proof": tlog_proof(index, self.inclusion(conn, gen, index, cp.size),
-                                                              cp.note, extra=leaf),
-            "keys": {"log": self.keys.verifier_keys()["log"], "clock": self.keys.verifier_keys()["clock"]},
-        }
+        if not indices:
+            return []
+        if cp is None or cp.size <= max(indices):
+            raise StorageError(f"no checkpoint covers ledger entry {max(indices)} yet")
+        leaves: dict[int, tuple[bytes, str | None]] = {}
+        openings: dict[int, dict] = {}
+        uniq = sorted(set(indices))
+        for i in range(0, len(uniq), 500):
+            chunk = uniq[i:i + 500]
+            for r in conn.execute(sa.select(t.ledger_entries.c.idx, t.ledger_entries.c.leaf, t.ledger_entries.c.work_id)
+                                  .where(t.ledger_entries.c.gen == gen, t.ledger_entries.c.idx.in_(chunk))):
+                leaves[r.idx] = (bytes(r.leaf), r.work_id)
+            for r in conn.execute(sa.select(t.ledger_openings.c.idx, t.ledger_openings.c.opening)
+                                  .where(t.ledger_openings.c.gen == gen, t.ledger_openings.c.idx.in_(chunk))):
+                openings[r.idx] = json.loads(r.opening)
+        missing = [i for i in uniq if i not in leaves]
+        if missing:
+            raise StorageError(f"ledger entry {missing[0]} of generation {gen} does not exist")
+        coords = [c for i in uniq for c in merkle.needed_inclusion(i, cp.size)]
+        nodes = self._nodes(conn, gen, coords)
+        read = lambda lv, ix: nodes[(lv, ix)]  # noqa: E731
         token = conn.execute(sa.select(t.ledger_checkpoints.c.timestamp_token)
                              .where(t.ledger_checkpoints.c.gen == gen, t.ledger_checkpoints.c.size == cp.size)).scalar()
-        if token:
-            receipt["timestamp"] = json.loads(token)
-        opening = conn.execute(sa.select(t.ledger_openings.c.opening)
-                               .where(t.ledger_openings.c.gen == gen, t.ledger_openings.c.idx == index)).first()
-        if opening is not None:
-            receipt["opening"] = json.loads(opening.opening)
-        return receipt
+        vk = self.keys.verifier_keys()
+        keys = {"log": vk["log"], "clock": vk["clock"]}
+        out = []
+        for index in indices:
+            leaf, work_id = leaves[index]
+            receipt = {"schema": "copyscope.receipt/v1", "index": index, "work": work_id, "entry": leaf.decode(),
+                       "tlog_proof": tlog_proof(index, merkle.inclusion_proof(read, index, cp.size), cp.note,
+                                                extra=leaf),
+                       "keys": keys}
+            if token:
+                receipt["timestamp"] = json.loads(token)
+            if index in openings:
+                receipt["opening"] = openings[index]
+            out.append(receipt)
+        return out
 
     def checkpoints(self, conn: sa.Connection, gen: int) -> list[Checkpoint]:
         rows = conn.execute(sa.select(t.ledger_checkpoints.c.size, t.ledger_checkpoints.c.note)

@@ -109,9 +109,7 @@ class Ledger:
             return [self.log.receipt(conn, gen, idx) for gen, idx, _ in found]
 
     def receipts_at(self, conn: sa.Connection, indices: Sequence[int]) -> list[dict]:
-        gen = self.log.ring.generation
-        cp = self.log.latest(conn, gen)
-        return [self.log.receipt(conn, gen, i, at=cp) for i in indices]
+        return self.log.receipts(conn, self.log.ring.generation, list(indices))
 
     def consistency_to_latest(self, receipt_note_size: int, gen: int) -> dict | None:
         with self.engine.connect() as conn:
