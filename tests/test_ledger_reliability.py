@@ -37,6 +37,7 @@ from copyscope import api
 from copyscope.ledger import merkle
 from copyscope.ledger.entries import make_entry
 from copyscope.ledger.verifier import VKey, open_checkpoint, verify_consistency, verify_entry
+from copyscope.storage.blobs import BlobStore
 
 from conftest import copyscope_command
 
@@ -337,15 +338,26 @@ def test_kill9_during_heavy_appends_loses_no_acknowledged_entry(home, tmp_path, 
         after = append_one(home, works[it % len(works)], f"after-crash-{it}")
         assert min(after) == state.size
         acked.update(after)
-        with api.open_workspace(api.Settings(home=home)) as ws:
-            ws.collect_garbage()
-    print("DEBUG", state.size, len(acked), len(state.checkpoints))
+        if it < len(KILL_PLAN) - 1:          # the last crash's leftovers are for `copyscope gc`
+            with api.open_workspace(api.Settings(home=home)) as ws:
+                ws.collect_garbage()
     assert kills == len(KILL_PLAN) and stalls == KILL_PLAN.count("stall-label") + KILL_PLAN.count("stall-register")
 
     proc = subprocess.run(copyscope_command() + ["--home", str(home), "--json", "gc"],
                           capture_output=True, timeout=HANG, stdin=subprocess.DEVNULL)
     assert proc.returncode == 0, proc.stderr.decode()
-    assert json.loads(proc.stdout) == {"segments": 0, "blobs": 0}
+    removed = json.loads(proc.stdout)
+    assert set(removed) == {"segments", "blobs"} and all(v >= 0 for v in removed.values())
+    proc = subprocess.run(copyscope_command() + ["--home", str(home), "--json", "gc"],
+                          capture_output=True, timeout=HANG, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == {"segments": 0, "blobs": 0}, proc
+    con = sqlite3.connect(f"file:{home / 'registry.db'}?mode=ro", uri=True)
+    try:
+        shas = [r[0] for r in con.execute("SELECT sha256 FROM artifacts")]
+    finally:
+        con.close()
+    blobs = BlobStore(home / "blobs")
+    assert shas and all(blobs.path(s).is_file() for s in shas), "gc removed a live blob"
     final = audit(home, acked, state, rng, sample=30)
     assert final.size == max(acked) + 1
     # a full re-audit from scratch agrees with the incremental ones
@@ -425,8 +437,11 @@ def test_eight_concurrent_registrations_lose_nothing(home, tmp_path, clean_env):
     errs = finish(procs)
     for p, err in zip(procs, errs):
         assert p.returncode == 0, err
-        assert "Traceback" not in err and "error" not in err, err
+        assert "Traceback" not in err and "error:" not in err, err
     check_registrations(home, outs, base, {}, rng)
+
+
+N_APPENDERS, APPENDS = 3, 200
 
 
 class ConcurrentAppendRefused(Exception):
@@ -434,21 +449,14 @@ class ConcurrentAppendRefused(Exception):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, raises=ConcurrentAppendRefused, reason=(
-    "BUG: Ledger.append/label/draft/revoke (Log.append_entries) do not take the workspace "
-    "writer lock, and Log.append reads the log size outside the write transaction (pysqlite "
-    "opens it at the first INSERT). Two processes appending at once both pick the same next "
-    "index, and the loser dies with sqlite3.IntegrityError 'UNIQUE constraint failed: "
-    "ledger_entries.gen, ledger_entries.idx' (`copyscope label` reports it as an internal "
-    "error). Nothing is lost or duplicated, but concurrent appends are refused."))
 def test_concurrent_registrations_and_api_label_appends(home, tmp_path, clean_env):
     rng = random.Random(9)
     base = register_base(home, tmp_path, 4)
     barrier = tmp_path / "go"
-    appenders = [spawn("labels", {"home": str(home), "works": base, "tag": f"a{i}", "seed": 50 + i, "ops": 150,
-                                  "batch_min": 1, "batch_max": 40, "barrier": str(barrier)},
+    appenders = [spawn("labels", {"home": str(home), "works": base, "tag": f"a{i}", "seed": 50 + i, "ops": APPENDS,
+                                  "batch_min": 1, "batch_max": 20, "barrier": str(barrier)},
                        out=tmp_path / f"labels-{i}.out")
-                 for i in range(2)]
+                 for i in range(N_APPENDERS)]
     _, procs, outs = start_registrations(home, tmp_path)
     barrier.touch()
     errs = finish(procs + appenders)
@@ -467,7 +475,7 @@ def test_concurrent_registrations_and_api_label_appends(home, tmp_path, clean_en
         labels = ws.ledger.log.size(conn) - (N_PROCS * N_FILES + len(base))
     assert labels == len(acked), "label entries in the log that no appender was told about"
     if refused:
-        raise ConcurrentAppendRefused(f"{len(refused)} of {2 * 150} concurrent appends refused, e.g. {refused[0]}")
+        raise ConcurrentAppendRefused(f"{len(refused)} of {N_APPENDERS * APPENDS} concurrent appends refused, e.g. {refused[0]}")
 
 
 # --- 3. readers beside a writer ----------------------------------------------------------

@@ -97,7 +97,7 @@ class Workspace:
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
         self.ledger = Ledger(self.engine, self.home,
-                             settings.passphrase.encode() if settings.passphrase else None)
+                             settings.passphrase.encode() if settings.passphrase else None, lock=self._lock)
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
         self._stats_cache: tuple[tuple[str, ...], CachedStats] | None = None
 

@@ -6,12 +6,13 @@ inserts the works, so a work is registered if and only if its entry is logged.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, ContextManager, Sequence
 
 import sqlalchemy as sa
 
@@ -45,9 +46,13 @@ def directory_content(files: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
 
 
 class Ledger:
-    def __init__(self, engine: sa.Engine, home: Path, passphrase: bytes | None = None) -> None:
+    def __init__(self, engine: sa.Engine, home: Path, passphrase: bytes | None = None,
+                 lock: Callable[[], ContextManager] | None = None) -> None:
         self.engine = engine
         self.home = home
+        # The workspace's writer lock: appends read the log size and then insert,
+        # so two processes must never interleave them.
+        self._lock = lock or contextlib.nullcontext
         self.keys = KeyStore(home, passphrase)
         self.log = Log(engine, self.keys)
 
@@ -77,7 +82,9 @@ class Ledger:
         return self.log.append(conn, entries)
 
     def append(self, entries: list[Entry]) -> list[int]:
-        return self.log.append_entries(entries)
+        """Append outside a registration (drafts, labels, revocations), under the lock."""
+        with self._lock():
+            return self.log.append_entries(entries)
 
     def draft(self, work_id: str, data: bytes, media_type: str, note: str | None) -> int:
         self._require_work(work_id)
