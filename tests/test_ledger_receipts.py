@@ -192,7 +192,8 @@ def test_drafts_labels_revocations_and_derivations(cli, ws, files, tmp_path):
 
 def test_draft_label_revoke_of_an_unknown_work(cli, ws, files):
     for args in (("draft", "add", "W0000009", files["zh_tea.txt"]), ("label", "W0000009", "x"),
-                 ("revoke", "W0000009"), ("register", files["zh_tea.txt"], "--owner", "A", "--derived-from", "W0000009")):
+                 ("revoke", "W0000009"),
+                 ("register", files["zh_tea.txt"], "--owner", "A", "--derived-from", "W0000009")):
         rc, out, err = cli(*args)
         assert rc == 4, (args, err)
         assert_clean_failure(err, want="error")
@@ -272,11 +273,6 @@ def test_encrypted_keys(cli, home, files, monkeypatch):
     assert rc == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: with encrypted keys and no $COPYSCOPE_PASSPHRASE, read-only ledger commands that "
-    "only publish public data fail with exit 3 'cannot unlock the ledger key': "
-    "`log checkpoint`, `export` and `log export` reach Log.ring -> KeyStore.current(), which "
-    "decrypts the private keys just to learn the current generation number"))
 def test_read_only_ledger_commands_need_no_passphrase(cli, home, files, monkeypatch, tmp_path):
     monkeypatch.setenv("COPYSCOPE_PASSPHRASE", "pw")
     assert cli("init")[0] == 0

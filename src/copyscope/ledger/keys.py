@@ -149,6 +149,14 @@ class KeyStore:
                 raise WorkspaceError(f"{path}: ledger key does not match keys.json")
         return KeyRing(g["generation"], g["origin"], signers["log"], signers["clock"], signers["claimant"])
 
+    def current_generation(self) -> tuple[int, str]:
+        """(generation, origin) from the public index: no private key is unlocked,
+        so read-only commands work without the passphrase."""
+        gens = self.index()["generations"]
+        if not gens:
+            raise WorkspaceError("the workspace has no ledger keys", hint="run `copyscope init`")
+        return gens[-1]["generation"], gens[-1]["origin"]
+
     def verifier_keys(self) -> dict[str, list[str]]:
         """Every generation's public keys, for verification (``keys show``)."""
         gens = self.index()["generations"]

@@ -35,6 +35,17 @@ class Checkpoint:
     note: str
 
 
+def _stored_checkpoint(gen: int, size: int, note: str) -> Checkpoint:
+    """A checkpoint read back from the database; damage is a storage error, not a crash."""
+    try:
+        _, parsed, root = parse_checkpoint(split_note(note)[0])
+    except VerificationError as exc:
+        raise StorageError(f"stored checkpoint {size} of log generation {gen} is damaged ({exc})") from None
+    if parsed != size:
+        raise StorageError(f"stored checkpoint {size} of log generation {gen} is damaged (it says size {parsed})")
+    return Checkpoint(gen, size, root, note)
+
+
 def checkpoint_text(origin: str, size: int, root: bytes) -> str:
     return f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n"
 
@@ -56,6 +67,11 @@ class Log:
         self._ring = ring
         self._cache: OrderedDict[tuple[int, int, int], bytes] = OrderedDict()
         self._cache_limit = cache_nodes
+
+    @property
+    def generation(self) -> int:
+        """The current generation, without unlocking keys (reads need no passphrase)."""
+        return self._ring.generation if self._ring is not None else self.keys.current_generation()[0]
 
     @property
     def ring(self) -> KeyRing:
@@ -102,19 +118,23 @@ class Log:
         return lambda level, idx: got[(level, idx)]
 
     def size(self, conn: sa.Connection, gen: int | None = None) -> int:
-        gen = self.ring.generation if gen is None else gen
+        gen = self.generation if gen is None else gen
         return int(conn.execute(sa.select(sa.func.count()).select_from(t.ledger_entries)
                                 .where(t.ledger_entries.c.gen == gen)).scalar())
 
     def latest(self, conn: sa.Connection, gen: int | None = None) -> Checkpoint | None:
-        gen = self.ring.generation if gen is None else gen
+        gen = self.generation if gen is None else gen
         row = conn.execute(sa.select(t.ledger_checkpoints.c.size, t.ledger_checkpoints.c.note)
                            .where(t.ledger_checkpoints.c.gen == gen)
                            .order_by(t.ledger_checkpoints.c.size.desc()).limit(1)).first()
-        if row is None:
-            return None
-        _, size, root = parse_checkpoint(split_note(row.note)[0])
-        return Checkpoint(gen, size, root, row.note)
+        return None if row is None else _stored_checkpoint(gen, row.size, row.note)
+
+    def first_covering(self, conn: sa.Connection, gen: int, index: int) -> Checkpoint | None:
+        """The checkpoint signed when entry ``index`` was appended (the oldest covering it)."""
+        row = conn.execute(sa.select(t.ledger_checkpoints.c.size, t.ledger_checkpoints.c.note)
+                           .where(t.ledger_checkpoints.c.gen == gen, t.ledger_checkpoints.c.size > index)
+                           .order_by(t.ledger_checkpoints.c.size).limit(1)).first()
+        return None if row is None else _stored_checkpoint(gen, row.size, row.note)
 
     # -- appending --------------------------------------------------------------------
     def append(self, conn: sa.Connection, entries: list[Entry]) -> list[int]:
@@ -155,6 +175,9 @@ class Log:
     def _sign_checkpoint(self, conn: sa.Connection, ring: KeyRing, size: int, root: bytes,
                          known: dict[tuple[int, int], bytes]) -> None:
         prev = self.latest(conn, ring.generation)
+        if prev is not None and prev.size > size:
+            raise StorageError(f"refusing to sign checkpoint {size}: the log already has a checkpoint of size "
+                               f"{prev.size} (damaged database)")
         if prev is not None:
             coords = [c for c in merkle.needed_consistency(prev.size, size) if c not in known]
             nodes = {**known, **self._nodes(conn, ring.generation, coords)}
@@ -218,7 +241,11 @@ class Log:
         out = []
         for index in indices:
             leaf, work_id = leaves[index]
-            receipt = {"schema": "copyscope.receipt/v1", "index": index, "work": work_id, "entry": leaf.decode(),
+            try:
+                text = leaf.decode()
+            except UnicodeDecodeError:
+                raise StorageError(f"ledger entry {index} is damaged (not UTF-8)") from None
+            receipt = {"schema": "copyscope.receipt/v1", "index": index, "work": work_id, "entry": text,
                        "tlog_proof": tlog_proof(index, merkle.inclusion_proof(read, index, cp.size), cp.note,
                                                 extra=leaf),
                        "keys": keys}
@@ -232,11 +259,7 @@ class Log:
     def checkpoints(self, conn: sa.Connection, gen: int) -> list[Checkpoint]:
         rows = conn.execute(sa.select(t.ledger_checkpoints.c.size, t.ledger_checkpoints.c.note)
                             .where(t.ledger_checkpoints.c.gen == gen).order_by(t.ledger_checkpoints.c.size))
-        out = []
-        for r in rows:
-            _, size, root = parse_checkpoint(split_note(r.note)[0])
-            out.append(Checkpoint(gen, size, root, r.note))
-        return out
+        return [_stored_checkpoint(gen, r.size, r.note) for r in rows]
 
     def entries_for_work(self, conn: sa.Connection, work_id: str) -> list[tuple[int, int, str]]:
         rows = conn.execute(sa.select(t.ledger_entries.c.gen, t.ledger_entries.c.idx, t.ledger_entries.c.kind)

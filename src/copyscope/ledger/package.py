@@ -94,13 +94,14 @@ def build_package(ledger: Ledger, blobs: BlobStore, work_id: str, out: Path) -> 
     members: dict[str, bytes] = {}
     originals = {}
     for path, sha in files:
-        name = "original/" + _safe(_within_work(work, path))
+        name = _unique("original/" + _safe(_within_work(work, path)), members)
         members[name] = blobs.get(sha)
         originals[sha] = name
     if work.record_json:
-        members["record.json"] = json.dumps(json.loads(work.record_json), sort_keys=True,
-                                            ensure_ascii=False, separators=(",", ":")).encode()
-    receipts = ledger.receipts_for(work_id)
+        import rfc8785  # noqa: PLC0415
+        # The exact canonical bytes whose SHA-256 the signed entry holds.
+        members["record.json"] = rfc8785.dumps(json.loads(work.record_json))
+    receipts = ledger.receipts_for(work_id, original=True)
     latest = ledger.latest()
     consistency: dict[str, list] = {}
     drafts = []
@@ -144,6 +145,18 @@ def _within_work(work, path: str) -> str:  # noqa: ANN001
         return Path(path).name
     root = str(work.root_path).rstrip("/") + "/"
     return path[len(root):] if path.startswith(root) else path
+
+
+def _unique(name: str, taken: dict[str, bytes]) -> str:
+    """Two files whose names sanitise alike must not overwrite each other."""
+    if name not in taken:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    base, suffix = (stem, f".{ext}") if dot and "/" not in ext else (name, "")
+    n = 2
+    while f"{base} ({n}){suffix}" in taken:
+        n += 1
+    return f"{base} ({n}){suffix}"
 
 
 def _safe(path: str) -> str:

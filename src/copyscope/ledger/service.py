@@ -107,16 +107,19 @@ class Ledger:
                 raise NotFoundError(f"no work {work_id} in this workspace")
 
     # -- reading ------------------------------------------------------------------------
-    def receipts_for(self, work_id: str) -> list[dict]:
-        """Receipts for every entry about a work (register/derive, drafts, labels…)."""
+    def receipts_for(self, work_id: str, *, original: bool = False) -> list[dict]:
+        """Receipts for every entry about a work (register/derive, drafts, labels…),
+        against the newest checkpoint, or with ``original`` against the checkpoint
+        signed when each entry was appended (its time; consistency proves the rest)."""
         with self.engine.connect() as conn:
             found = self.log.entries_for_work(conn, work_id)
             if not found:
                 raise NotFoundError(f"no ledger entry for work {work_id}")
-            return [self.log.receipt(conn, gen, idx) for gen, idx, _ in found]
+            return [self.log.receipt(conn, gen, idx, at=self.log.first_covering(conn, gen, idx) if original else None)
+                    for gen, idx, _ in found]
 
     def receipts_at(self, conn: sa.Connection, indices: Sequence[int]) -> list[dict]:
-        return self.log.receipts(conn, self.log.ring.generation, list(indices))
+        return self.log.receipts(conn, self.log.generation, list(indices))
 
     def consistency_to_latest(self, receipt_note_size: int, gen: int) -> dict | None:
         with self.engine.connect() as conn:

@@ -45,7 +45,7 @@ def _write(root: Path, rel: str, data: bytes) -> None:
 
 def export_tiles(log: Log, out: Path, gen: int | None = None) -> dict[str, int]:
     """Write every tile and entry bundle of the latest checkpoint; returns counts."""
-    gen = log.ring.generation if gen is None else gen
+    gen = log.generation if gen is None else gen
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

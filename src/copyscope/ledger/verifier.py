@@ -75,7 +75,13 @@ def root_from_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes]) 
     return r
 
 
+def _hashes_ok(check: str, *hashes: bytes) -> None:
+    if any(len(h) != 32 for h in hashes):
+        raise VerificationError(check, "a hash is not 32 bytes")
+
+
 def verify_inclusion(index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes) -> None:
+    _hashes_ok("inclusion", leaf, root, *proof)
     if root_from_inclusion(index, size, leaf, proof) != root:
         raise VerificationError("inclusion", f"entry {index} is not in the tree of size {size}")
 
@@ -84,10 +90,11 @@ def verify_consistency(size1: int, size2: int, root1: bytes, root2: bytes, proof
     """RFC 9162 §2.1.4.2: the tree of size2 extends the tree of size1."""
     if not 0 < size1 <= size2:
         raise VerificationError("consistency", f"cannot prove {size1} -> {size2}")
-    if size1 == size2:
+    if size1 == size2:             # nothing is hashed: the roots must simply be equal
         if proof or root1 != root2:
             raise VerificationError("consistency", "same size but different roots")
         return
+    _hashes_ok("consistency", root1, root2, *proof)
     if size1 & (size1 - 1) == 0:        # a power of two: the old root is the first node
         proof = [root1] + proof
     if not proof:
@@ -137,7 +144,7 @@ class VKey:
 
 def split_note(note: str) -> tuple[str, list[tuple[str, bytes]]]:
     text, sep, sigs = note.rpartition("\n\n")
-    if not sep or not text:
+    if not sep or not text or not note.endswith("\n"):
         raise VerificationError("checkpoint-signature", "not a signed note")
     out = []
     for line in sigs.rstrip("\n").split("\n"):
@@ -166,9 +173,14 @@ def check_signature(text: str, sigs: list[tuple[str, bytes]], key: VKey, check: 
     raise VerificationError(check, f"no signature by the pinned key {key.name}")
 
 
+def _decimal(text: str) -> bool:
+    """ASCII decimal with no leading zeros, as C2SP formats require."""
+    return text.isascii() and text.isdigit() and (text == "0" or not text.startswith("0"))
+
+
 def parse_checkpoint(text: str) -> tuple[str, int, bytes]:
     lines = text.split("\n")
-    if len(lines) < 4 or not lines[1].isdigit():
+    if len(lines) < 4 or not _decimal(lines[1]):
         raise VerificationError("checkpoint-signature", "malformed checkpoint")
     root = b64d(lines[2], "checkpoint-signature")
     if len(root) != 32:
@@ -185,9 +197,12 @@ def open_checkpoint(note: str, log_keys: list[VKey], clock_keys: list[VKey]) -> 
         raise VerificationError("checkpoint-signature", f"no pinned key for log {origin}")
     check_signature(text, sigs, mine[0], "checkpoint-signature")
     when = None
-    for ck in clock_keys:
-        if any(n == ck.name for n, _ in sigs):
-            when = check_signature(text, sigs, ck, "cosignature")
+    clocks = [ck for ck in clock_keys if ck.name.startswith(origin + "/")] or list(clock_keys)
+    if clocks:             # a pinned clock must have cosigned: the time cannot be stripped
+        present = [ck for ck in clocks if any(n == ck.name and s[:4] == ck.id for n, s in sigs)]
+        if not present:
+            raise VerificationError("cosignature", f"no cosignature by the pinned clock key {clocks[0].name}")
+        when = check_signature(text, sigs, present[0], "cosignature")
     return origin, size, root, when
 
 
@@ -200,7 +215,7 @@ def parse_tlog_proof(text: str) -> tuple[bytes | None, int, list[bytes], str]:
     i = 1
     if len(lines) > i and lines[i].startswith("extra "):
         extra, i = b64d(lines[i][6:], "inclusion"), i + 1
-    if len(lines) <= i or not lines[i].startswith("index ") or not lines[i][6:].isdigit():
+    if len(lines) <= i or not lines[i].startswith("index ") or not _decimal(lines[i][6:]):
         raise VerificationError("inclusion", "proof has no index line")
     return extra, int(lines[i][6:]), [b64d(h, "inclusion") for h in lines[i + 1:]], checkpoint
 
@@ -236,6 +251,8 @@ def verify_receipt(receipt: dict, log_keys: list[VKey], clock_keys: list[VKey] =
         extra, index, proof, note = parse_tlog_proof(receipt["tlog_proof"])
     except (KeyError, AttributeError, TypeError):
         raise VerificationError("receipt", "malformed receipt") from None
+    if extra is not None and extra != leaf:
+        raise VerificationError("inclusion", "the proof's extra line is not the receipt's entry")
     body = verify_entry(leaf)
     if data is not None:
         sha = hashlib.sha256(data).hexdigest()
@@ -268,12 +285,13 @@ def read_package(path: Path) -> dict[str, bytes]:
         return {i.filename: z.read(i) for i in z.infolist() if not i.is_dir() and i.file_size < 1 << 30}
 
 
-def verify_package(files: dict[str, bytes], log_keys: list[VKey], clock_keys: list[VKey]) -> list[dict]:
+def verify_package(files: dict[str, bytes], log_keys: list[str], clock_keys: list[str]) -> list[dict]:
+    """Manifest first, then every receipt and every member a receipt vouches for."""
     manifest = files.get("MANIFEST.sha256")
     if manifest is None:
         raise VerificationError("manifest", "MANIFEST.sha256 is missing")
     listed = {}
-    for line in manifest.decode().splitlines():
+    for line in manifest.decode(errors="replace").splitlines():
         digest, _, name = line.partition("  ")
         listed[name] = digest
     for name, data in files.items():
@@ -282,15 +300,44 @@ def verify_package(files: dict[str, bytes], log_keys: list[VKey], clock_keys: li
     missing = set(listed) - set(files)
     if missing:
         raise VerificationError("manifest", f"{sorted(missing)[0]} is listed but missing")
-    results = []
+    try:
+        keys = json.loads(files.get("keys.json", b"{}"))
+        logs = [VKey(k) for k in log_keys or keys.get("log", [])]
+        clocks = [VKey(k) for k in clock_keys or keys.get("clock", [])]
+        steps = json.loads(files.get("consistency.json", b"{}"))
+        drafts = json.loads(files.get("drafts.json", b"[]"))
+    except (ValueError, AttributeError):
+        raise VerificationError("manifest", "keys.json, consistency.json or drafts.json is malformed") from None
+    latest = files.get("checkpoints/latest.txt")
+    latest_head = open_checkpoint(latest.decode(), logs, clocks)[:3] if latest else None
+    results, seen_drafts = [], set()
     for name in sorted(n for n in files if n.startswith("receipts/") and n.endswith(".json")):
         receipt = json.loads(files[name])
-        original = files.get(receipt.get("file", ""))
-        newer = json.loads(files["consistency.json"]).get(name, []) if "consistency.json" in files else []
-        results.append({"receipt": name, **verify_receipt(receipt, log_keys, clock_keys, original, newer)})
+        proof_file = files.get(name[:-5] + ".tlog-proof")
+        if proof_file is not None and proof_file.decode() != receipt.get("tlog_proof"):
+            raise VerificationError("inclusion", f"{name[:-5]}.tlog-proof differs from {name}")
+        r = verify_receipt(receipt, logs, clocks, files.get(receipt.get("file", "")), steps.get(name, []))
+        body = json.loads(receipt["entry"])["body"]
+        if body.get("record_sha256") and "record.json" in files:
+            if hashlib.sha256(files["record.json"]).hexdigest() != body["record_sha256"]:
+                raise VerificationError("file-hash", "record.json is not the registered creation record")
+        if body["kind"] == "draft":
+            seen_drafts.add((body["content"]["sha256"], body["time"], body.get("note")))
+        if latest_head and r["origin"] == latest_head[0]:
+            head = steps[name][-1]["checkpoint"] if steps.get(name) else parse_tlog_proof(receipt["tlog_proof"])[3]
+            if (r["tree_size"], _root_of(head)) != latest_head[1:]:
+                raise VerificationError("consistency", f"{name} is not proven up to checkpoints/latest.txt")
+        results.append({"receipt": name, **r})
+    for d in drafts:
+        if (d.get("sha256"), d.get("time"), d.get("note")) not in seen_drafts:
+            raise VerificationError("entry-signature", "drafts.json lists a draft no receipt vouches for")
     if not results:
         raise VerificationError("receipt", "the package holds no receipts")
     return results
+
+
+def _root_of(note: str) -> bytes:
+    return parse_checkpoint(split_note(note)[0])[2]
 
 
 def main(argv: list[str]) -> int:
@@ -311,13 +358,10 @@ def main(argv: list[str]) -> int:
             results = [verify_receipt(receipt, logs, clocks, data)]
         else:
             files = read_package(Path(args.package))
-            keys = json.loads(files.get("keys.json", b"{}"))
             if not args.log_key:
                 print("note: using the keys inside the package; compare them with the keys the "
                       "registrant published (copyscope keys show)", file=sys.stderr)
-            logs = [VKey(k) for k in args.log_key or keys.get("log", [])]
-            clocks = [VKey(k) for k in args.clock_key or keys.get("clock", [])]
-            results = verify_package(files, logs, clocks)
+            results = verify_package(files, args.log_key, args.clock_key)
     except VerificationError as exc:
         print(f"FAILED {exc}", file=sys.stderr)
         return 1
