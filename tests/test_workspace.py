@@ -62,7 +62,8 @@ def test_init_creates_layout_and_is_idempotent(tmp_path):
     assert (home / "registry.db").is_file() and (home / "blobs").is_dir() and (home / "index").is_dir()
     with Workspace.init(Settings(home=home)) as again:
         assert "text" in again.modalities
-        assert again.stats() == {"home": str(home), "works": 0, "text": {"artifacts": 0, "segments": 0}}
+        assert again.stats() == {"home": str(home), "works": 0,
+                                 **{name: {"artifacts": 0, "segments": 0} for name in again.modalities}}
 
 
 def test_open_without_workspace_is_refused(tmp_path):

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
+
+import numpy as np
 from pathlib import Path
 from typing import Sequence
 
@@ -147,6 +149,18 @@ def units_of(paths: Sequence[str | Path], unit: str, settings: Settings,
     return units
 
 
+def _batch_matrix(docs: "_Docs") -> tuple[dict[str, int], np.ndarray] | None:
+    """All-pairs scores in one call for a modality that offers ``batch_scores``
+    (code: a matrix product instead of n² verifications); scores only, no passages."""
+    for modality in {m.name: m for m, _ in docs.docs.values()}.values():
+        if not hasattr(modality, "batch_scores"):
+            continue
+        paths = sorted(p for p, (m, _) in docs.docs.items() if m.name == modality.name)
+        fps = [docs.docs[p][1] for p in paths]
+        return {p: i for i, p in enumerate(paths)}, modality.batch_scores(fps, fps)
+    return None
+
+
 def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dict[str, Modality], *,
                 unit: str = "file", progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
     """Score every pair of units (i < j, in sorted order)."""
@@ -163,19 +177,26 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
     for f in all_files:
         docs.get(f)
         progress.advance(1)
+    batch = _batch_matrix(docs)
     stats = MemoryStats([fp for _, fp in docs.docs.values()])
     out = []
     for ua, ub in combinations(names, 2):
         best: Match | None = None
+        best_score = 0.0
         for fa in units[ua]:
             for fb in units[ub]:
                 pa, pb = docs.docs.get(fa), docs.docs.get(fb)
                 if pa is None or pb is None:
                     continue
+                if batch is not None and fa in batch[0] and fb in batch[0]:
+                    i, j = batch[0][fa], batch[0][fb]
+                    # Units have no query/registered roles: the better direction counts.
+                    best_score = max(best_score, float(batch[1][i, j]), float(batch[1][j, i]))
+                    continue
                 m = _verify(pa[0], pa[1], pb[0], pb[1], stats, settings.threshold)
                 if m is not None and (best is None or m.score > best.score):
-                    best = m
-        out.append(PairScore(ua, ub, 0.0 if best is None else best.score, best))
+                    best, best_score = m, max(best_score, m.score)
+        out.append(PairScore(ua, ub, best_score, best))
         progress.advance(1)
     progress.stop()
     return out, {**{s: s for s in skipped}, **docs.errors}

@@ -1,0 +1,105 @@
+"""The code modality against the shared modality contract, plus its own behaviour."""
+from __future__ import annotations
+
+from contract.modality_contract import ModalityContract, Sample, SampleSet
+
+from copyscope.code.plugin import CodeModality, score_matrix
+from copyscope.model import Artifact
+
+ORIGINAL = b'''import java.util.Scanner;
+
+public class Cylinder {
+    // compute the volume of a cylinder
+    public static void main(String[] args) {
+        Scanner input = new Scanner(System.in);
+        System.out.print("Enter the radius and length of a cylinder: ");
+        double radius = input.nextDouble();
+        double length = input.nextDouble();
+        double area = radius * radius * 3.14159;
+        double volume = area * length;
+        if (volume > 1000) {
+            System.out.println("That is a large cylinder, volume " + volume);
+        }
+        System.out.println("The area is " + area);
+        System.out.println("The volume of the cylinder is " + volume);
+    }
+}
+'''
+
+# Identifiers renamed, a method extracted, statements reordered, comment dropped.
+DISGUISED = b'''import java.util.*;
+
+public class Tabung {
+    static double luasAlas(double jari) {
+        return jari * jari * 3.14159;
+    }
+
+    public static void main(String[] args) {
+        Scanner in = new Scanner(System.in);
+        System.out.print("Enter the radius and length of a cylinder: ");
+        double jari = in.nextDouble();
+        double panjang = in.nextDouble();
+        double luas = luasAlas(jari);
+        double isi = luas * panjang;
+        System.out.println("The area is " + luas);
+        if (isi > 1000) {
+            System.out.println("That is a large cylinder, volume " + isi);
+        }
+        System.out.println("The volume of the cylinder is " + isi);
+    }
+}
+'''
+
+UNRELATED = b'''public class Primes {
+    public static void main(String[] args) {
+        int count = 0;
+        for (int n = 2; count < 50; n++) {
+            boolean prime = true;
+            for (int d = 2; d * d <= n; d++) {
+                if (n % d == 0) { prime = false; break; }
+            }
+            if (prime) { count++; System.out.printf("%5d%s", n, count % 10 == 0 ? "\\n" : ""); }
+        }
+    }
+}
+'''
+
+
+class TestCodeModality(ModalityContract):
+    def make_plugin(self) -> CodeModality:
+        return CodeModality()
+
+    def sample_pairs(self) -> list[SampleSet]:
+        return [SampleSet("java",
+                          copy=(Sample("Tabung.java", DISGUISED), Sample("Cylinder.java", ORIGINAL)),
+                          unrelated=(Sample("Primes.java", UNRELATED), Sample("Cylinder.java", ORIGINAL)))]
+
+    def document_text(self, plugin, fp) -> str:  # noqa: ANN001
+        return fp.artifact.data.decode("utf-8")
+
+
+def _fp(name: str, data: bytes):
+    return CodeModality().fingerprint(Artifact(data, origin=name))
+
+
+def test_disguised_copy_keeps_its_literals_as_side_channel_evidence():
+    m = CodeModality().verify(_fp("Tabung.java", DISGUISED), _fp("Cylinder.java", ORIGINAL))
+    assert m.verdict == "copy" and m.signals["literals"] == 1.0
+    assert '"The volume of the cylinder is "' in m.extra["shared_literals"]
+    assert all(p.query.line_start >= 1 and p.registered.line_end <= ORIGINAL.count(b"\n") for p in m.passages)
+
+
+def test_batch_scores_equal_pairwise_verify():
+    docs = [_fp("a.java", ORIGINAL), _fp("b.java", DISGUISED), _fp("c.java", UNRELATED)]
+    plugin = CodeModality()
+    matrix = score_matrix(docs, docs, plugin.params)
+    for i, q in enumerate(docs):
+        for j, r in enumerate(docs):
+            m = plugin.verify(q, r)
+            assert abs(matrix[i, j] - (0.0 if m is None else m.score)) < 1e-6, (i, j)
+
+
+def test_text_files_are_not_claimed_by_the_code_plugin():
+    plugin = CodeModality()
+    assert not plugin.accepts(Artifact(b"Plain prose, not code.", origin="notes.txt"))
+    assert plugin.accepts(Artifact(ORIGINAL, origin="Cylinder.java"))
