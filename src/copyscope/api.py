@@ -9,6 +9,8 @@
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,17 @@ from copyscope.errors import CopyscopeError, InputError, UsageError, Verificatio
 from copyscope.evidence import Result, canonical_bytes, read_bundle, write_bundle
 from copyscope.plugins import Modality, load_modalities
 from copyscope.settings import Settings
-from copyscope.workspace import RegisterOutcome, Workspace
+
+if TYPE_CHECKING:  # the workspace pulls in SQLAlchemy and the ledger: imported on first use
+    from copyscope.workspace import RegisterOutcome, Workspace
+
+
+def __getattr__(name: str):  # noqa: ANN202 - lazy ``api.Workspace`` / ``api.RegisterOutcome``
+    if name in ("Workspace", "RegisterOutcome"):
+        import copyscope.workspace as ws  # noqa: PLC0415
+        return getattr(ws, name)
+    raise AttributeError(name)
+
 
 __all__ = [
     "CopyscopeError", "PairScore", "RegisterOutcome", "Result", "Settings", "Workspace",
@@ -30,20 +42,22 @@ __all__ = [
 
 def init(settings: Settings, modalities: dict[str, Modality] | None = None) -> Workspace:
     """Create (or upgrade) the workspace at ``settings.home``; idempotent."""
+    from copyscope.workspace import Workspace  # noqa: PLC0415
     return Workspace.init(settings, modalities)
 
 
 def open_workspace(settings: Settings, modalities: dict[str, Modality] | None = None) -> Workspace:
+    from copyscope.workspace import Workspace  # noqa: PLC0415
     return Workspace.open(settings, modalities)
 
 
 def register(settings: Settings, paths: list[str], **kwargs: Any) -> RegisterOutcome:
-    with Workspace.open(settings) as ws:
+    with open_workspace(settings) as ws:
         return ws.register(paths, **kwargs)
 
 
 def check(settings: Settings, paths: list[str], **kwargs: Any) -> Result:
-    with Workspace.open(settings) as ws:
+    with open_workspace(settings) as ws:
         return ws.check(paths, **kwargs)
 
 

@@ -141,6 +141,14 @@ def register(
         raise typer.Exit(2)
 
 
+def _write_lines(lines) -> None:  # noqa: ANN001
+    """One write for many lines: 100,000 pairs must not cost 100,000 echo calls."""
+    text = "\n".join(lines)
+    if text:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+
+
 def _finish(c: Ctx, result: api.Result, fmt: Format, report: Optional[Path], bundle: Optional[Path]) -> None:
     if bundle:
         api.write_bundle(result.bundle(), bundle)
@@ -153,8 +161,7 @@ def _finish(c: Ctx, result: api.Result, fmt: Format, report: Optional[Path], bun
     if fmt is Format.json:
         emit_json(result.bundle())
     elif fmt is Format.tsv:
-        for line in check_tsv(result):
-            typer.echo(line)
+        _write_lines(check_tsv(result))
     elif result.operation == "compare" and result.matches:
         for m in result.matches:
             typer.echo(f"score {m.score:.3f} ({m.verdict}); {m.coverage_registered:.0%} of B and "
@@ -214,8 +221,7 @@ def compare(
         thr = settings.threshold if settings.threshold is not None else 0.5
         fmt = c.fmt(fmt)
         if fmt is Format.tsv:
-            for line in pairs_tsv(scores):
-                typer.echo(line)
+            _write_lines(pairs_tsv(scores))
         elif fmt is Format.json:
             emit_json({"pairs": [{"a": s.a, "b": s.b, "score": round(s.score, 4)} for s in scores],
                        "errors": errors})

@@ -10,26 +10,25 @@ unit's score is its best file pair, and its evidence is that pair's passages.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from copyscope.errors import CopyscopeError, InputError, UsageError
 from copyscope.evidence import InputRecord, Result
 from copyscope.ingest import expand_paths, read_artifact, walk
 from copyscope.model import Match
-from copyscope.plugins import Fingerprints, Modality
+from copyscope.plugins import Fingerprints, Modality, fingerprint
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import MemoryStats
-from copyscope.workspace import fingerprint
 
 
-@dataclass(frozen=True)
-class PairScore:
+class PairScore(NamedTuple):
+    """One scored pair (a tuple: an all-pairs run makes 100,000s of them)."""
+
     a: str
     b: str
     score: float
@@ -178,6 +177,17 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
         docs.get(f)
         progress.advance(1)
     batch = _batch_matrix(docs)
+    single = all(len(units[n]) == 1 for n in names)
+    if batch is not None and single and all(units[n][0] in batch[0] for n in names):
+        # Every unit is one file of a batch-scored modality: all pairs in numpy.
+        idx = np.array([batch[0][units[n][0]] for n in names])
+        sym = np.maximum(batch[1], batch[1].T)[np.ix_(idx, idx)]
+        ii, jj = np.triu_indices(len(names), 1)
+        progress.advance(len(ii))
+        progress.stop()
+        return ([PairScore(names[i], names[j], float(v), None)
+                 for i, j, v in zip(ii.tolist(), jj.tolist(), sym[ii, jj].tolist())],
+                {**{s: s for s in skipped}, **docs.errors})
     stats = MemoryStats([fp for _, fp in docs.docs.values()])
     out = []
     for ua, ub in combinations(names, 2):

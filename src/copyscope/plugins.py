@@ -11,7 +11,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from copyscope.errors import PluginError
+from copyscope.errors import InputError, PluginError
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
 
@@ -58,3 +58,18 @@ def load_modalities() -> dict[str, Modality]:
     if not found:
         raise PluginError("no modality plugins are installed", hint="run `pip install -e .` in the repo")
     return found
+
+
+def pick_modality(modalities: dict[str, Modality], artifact: Artifact) -> Modality:
+    for m in modalities.values():
+        if m.accepts(artifact):
+            return m
+    raise InputError(f"{artifact.origin}: no modality accepts this file (binary or unsupported)")
+
+
+def fingerprint(modalities: dict[str, Modality], artifact: Artifact) -> tuple[Modality, Fingerprints]:
+    modality = pick_modality(modalities, artifact)
+    fp = modality.fingerprint(artifact)
+    if fp.is_empty():
+        raise InputError(f"{artifact.origin}: nothing to fingerprint (no words or characters)")
+    return modality, fp

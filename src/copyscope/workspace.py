@@ -25,7 +25,7 @@ from copyscope.evidence import InputRecord, Result
 from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
 from copyscope.ingest import FoundFile, expand_paths, read_artifact
 from copyscope.model import Artifact, Match
-from copyscope.plugins import Fingerprints, Modality, load_modalities
+from copyscope.plugins import Fingerprints, Modality, fingerprint, load_modalities
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import CachedStats
@@ -61,21 +61,6 @@ class WorkSpec:
     root: str
     kind: str
     files: list[FoundFile]
-
-
-def pick_modality(modalities: dict[str, Modality], artifact: Artifact) -> Modality:
-    for m in modalities.values():
-        if m.accepts(artifact):
-            return m
-    raise InputError(f"{artifact.origin}: no modality accepts this file (binary or unsupported)")
-
-
-def fingerprint(modalities: dict[str, Modality], artifact: Artifact) -> tuple[Modality, Fingerprints]:
-    modality = pick_modality(modalities, artifact)
-    fp = modality.fingerprint(artifact)
-    if fp.is_empty():
-        raise InputError(f"{artifact.origin}: nothing to fingerprint (no words or characters)")
-    return modality, fp
 
 
 def load_record(path: Path | None) -> tuple[dict[str, Any] | None, str | None]:

@@ -13,10 +13,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from copyscope import __version__
 from copyscope.errors import StorageError, WorkspaceError
@@ -30,7 +26,8 @@ def now() -> str:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
 
 
-def _alembic_config(conn: sa.Connection) -> Config:
+def _alembic_config(conn: sa.Connection):  # noqa: ANN202 - alembic.config.Config
+    from alembic.config import Config  # noqa: PLC0415 - only when migrating (slow import)
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     cfg.attributes["connection"] = conn
@@ -63,6 +60,9 @@ def migrate(engine: sa.Engine) -> None:
 
 
 def _migrate(engine: sa.Engine) -> None:
+    from alembic import command  # noqa: PLC0415
+    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
     with engine.begin() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
         known = {s.revision for s in ScriptDirectory.from_config(_alembic_config(conn)).walk_revisions()}
