@@ -112,7 +112,7 @@ def register(
     paths: list[Path] = typer.Argument(..., help="Files or directories to register."),
     owner: str = typer.Option(..., "--owner", help="Who holds the rights."),
     title: Optional[str] = typer.Option(None, "--title", help="Work title (default: the file or directory name)."),
-    license: str = typer.Option("All-Rights-Reserved", "--license", help="Licence, e.g. an SPDX id."),
+    license: Optional[str] = typer.Option(None, "--license", help="Licence, e.g. an SPDX id (default: detected from LICENSE files and SPDX headers, else All-Rights-Reserved)."),
     record: Optional[Path] = typer.Option(None, "--record", help="Creation record (JSON object) stored with the work."),
     each: bool = typer.Option(False, "--each", help="One work per file instead of one work per directory."),
     private: bool = typer.Option(False, "--private", help="Log only a salted commitment: the log reveals nothing."),

@@ -48,6 +48,7 @@ class Result:
     inputs: list[InputRecord] = field(default_factory=list)
     matches: list[Match] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # one line per input that failed
+    triaged: list[dict] = field(default_factory=list)  # generated / minified / vendored inputs
 
     @property
     def copies(self) -> list[Match]:
@@ -71,6 +72,7 @@ class Result:
             "inputs": sorted(inputs, key=lambda d: (d["role"], d["path"])),
             "matches": matches,
             "errors": list(self.errors),
+            **({"triaged": sorted(self.triaged, key=lambda t: t["path"])} if self.triaged else {}),
         }
 
 

@@ -117,4 +117,5 @@ class Match:
                          "query": round(self.coverage_query, 4)},
             "signals": {k: (None if v is None else round(v, 4)) for k, v in sorted(self.signals.items())},
             "passages": [p.to_json() for p in self.passages],
+            **({"extra": self.extra} if self.extra else {}),
         }

@@ -65,9 +65,16 @@ def _where(s: Span) -> str:
 
 
 def print_check_table(console: Console, result: Result, *, passages: bool = True) -> None:
-    matches = sorted(result.matches, key=lambda m: (m.query_path, -m.score))
+    every = sorted(result.matches, key=lambda m: (m.query_path, -m.score))
+    matches = [m for m in every if "triage" not in m.extra]
+    apart = [m for m in every if "triage" in m.extra]
+    if result.triaged:
+        console.print(f"{len(result.triaged)} generated, minified or vendored file(s) are reported apart:")
+        for t in result.triaged:
+            hits = sum(1 for m in apart if m.query_path == t["path"])
+            console.print(f"  {escape(t['path'])}: {t['kind']} ({escape(t['reason'])}); {hits} match(es)")
     if not matches:
-        console.print("No copies found above the threshold.")
+        console.print("No copies found above the threshold" + (" outside those files." if apart else "."))
         return
     table = Table(title="Matches", show_lines=False)
     for col in ("query", "work", "title", "owner", "licence", "score", "coverage", "passages"):

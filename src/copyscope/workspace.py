@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from copyscope.errors import CopyscopeError, InputError, WorkspaceError
+from copyscope.code.triage import triage_reason
 from copyscope.evidence import InputRecord, Result
 from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
 from copyscope.ingest import FoundFile, expand_paths, read_artifact
@@ -31,10 +32,12 @@ from copyscope.settings import Settings
 from copyscope.stats import CachedStats
 from copyscope.storage.blobs import BlobStore
 from copyscope.ledger.entries import content_of
+from copyscope.licenses import detect_license
 from copyscope.ledger.service import Ledger, WorkClaim, directory_content, write_json
 from copyscope.storage.registry import NewArtifact, NewWork, SqlRegistry, make_engine, migrate
 
-MAX_SEGMENTS = 12          # more live segments than this triggers a merge of the small ones
+MAX_SEGMENTS = 12
+DEFAULT_LICENSE = "All-Rights-Reserved"     # when none is given or detected          # more live segments than this triggers a merge of the small ones
 
 
 @dataclass(frozen=True)
@@ -145,7 +148,8 @@ class Workspace:
                 specs.append(WorkSpec(title or path.resolve().name, str(p), "directory", files))
         return specs
 
-    def register(self, paths: Sequence[str | Path], *, owner: str, license: str, title: str | None = None,
+    def register(self, paths: Sequence[str | Path], *, owner: str, license: str | None = None,
+                 title: str | None = None,
                  record: Path | None = None, each: bool = False, private: bool = False,
                  derived_from: Sequence[str] = (), receipts_dir: Path | None = None,
                  progress: Progress | None = None) -> RegisterOutcome:
@@ -175,7 +179,7 @@ class Workspace:
         warnings, self._warnings = self._warnings, []
         return RegisterOutcome(done, errors, warnings)
 
-    def _register_batch(self, specs: list[WorkSpec], owner: str, license: str, rec, rec_sha,
+    def _register_batch(self, specs: list[WorkSpec], owner: str, license: str | None, rec, rec_sha,
                         progress: Progress) -> tuple[list[RegisteredWork], list[str]]:
         errors: list[str] = []
         ready: list[tuple[WorkSpec, list[tuple[str, Artifact, Modality, Fingerprints]]]] = []
@@ -220,21 +224,24 @@ class Workspace:
         for name, docs in by_modality.items():
             seg = write_segment(self._index_dir(name), docs)
             segments.append((name, seg, len(docs), int(sum(d.keys.shape[0] for d in docs))))
-        works = [NewWork(spec.title, owner, license, spec.kind, spec.root,
+        # No licence given: read it from LICENSE files / SPDX headers (docs/cli.md).
+        licences = [license or detect_license((rel, art.data) for rel, art, _, _ in items) or DEFAULT_LICENSE
+                    for _, items in ready]
+        works = [NewWork(spec.title, owner, lic, spec.kind, spec.root,
                          [(rel, art.sha256) for rel, art, _, _ in items], rec, rec_sha)
-                 for spec, items in ready]
+                 for (spec, items), lic in zip(ready, licences)]
         private, parents, receipts_dir = self._claim_opts
         logged: list[int] = []
 
         def log_entries(conn, work_ids: list[str]) -> None:  # noqa: ANN001
             claims = []
-            for wid, (spec, items) in zip(work_ids, ready):
+            for wid, (spec, items), lic in zip(work_ids, ready, licences):
                 if spec.kind == "directory":
                     content = directory_content([(rel, a.sha256, a.size) for rel, a, _, _ in items])
                 else:
                     _, a, _, fp = items[0]
                     content = content_of(a.sha256, a.size, getattr(fp, "media_type", a.media_type))
-                claims.append(WorkClaim(wid, content, owner, license, spec.title, rec_sha, parents, private))
+                claims.append(WorkClaim(wid, content, owner, lic, spec.title, rec_sha, parents, private))
             logged.extend(self.ledger.append_in(conn, self.ledger.claim_entries(claims)))
 
         ids = self.registry.commit_batch(new_artifacts, works, segments, planned, on_commit=log_entries)
@@ -318,7 +325,15 @@ class Workspace:
                 progress.advance(1)
                 continue
             result.inputs.append(_input_record("query", fp))
+            # Generated, minified and vendored files are checked too (vendored code is
+            # where licensed foreign code legitimately lives) but reported apart.
+            found = triage_reason(f.relative, art.data)
+            kind = found[0] if found and found[0] != "binary" else None
+            if kind:
+                result.triaged.append({"path": f.relative, "kind": kind, "reason": found[1]})
             for match, ref in self.check_one(modality, fp, readers[modality.name]):
+                if kind:
+                    match = replace(match, extra={**match.extra, "triage": kind})
                 result.matches.append(match)
                 result.inputs.append(_input_record("registered", ref, match.work.work_id if match.work else None,
                                                    path=match.registered_path))
