@@ -27,3 +27,17 @@ def test_vendored_and_generated_copies_are_flagged(tmp_path, cli):
     assert flagged["Own.java"] is None            # an ordinary copy stays in the main findings
     rc, out, err = cli("--home", tmp_path / "ws", "check", scan, home=None)
     assert rc == 1 and "reported apart" in out and "vendored" in out
+
+
+def test_base_code_never_counts_as_copied(tmp_path):
+    reg = tmp_path / "Greeter.java"
+    reg.write_text(CODE, encoding="utf-8")
+    starter = tmp_path / "starter"
+    starter.mkdir()
+    (starter / "Template.java").write_text(CODE, encoding="utf-8")      # the course handed this out
+    query = tmp_path / "Student.java"
+    query.write_text(CODE, encoding="utf-8")
+    with api.init(api.Settings(home=tmp_path / "ws")) as ws:
+        ws.register([reg], owner="Teacher", license="CC0-1.0")
+        assert ws.check([query]).copies
+        assert ws.check([query], base=[starter]).copies == []

@@ -184,12 +184,13 @@ def check(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Report pairs scoring at least this, in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML evidence report here."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also write the evidence bundle (canonical JSON) here."),
+    base: list[Path] = typer.Option([], "--base", help="Template/starter code that never counts as copied (repeatable)."),
 ) -> None:
     """Find registered works copied into the given files. Exit 1 when copies are found."""
     c = _ctx(ctx)
     settings = _with_threshold(c.settings, threshold)
     with api.open_workspace(settings) as ws:
-        result = ws.check([str(p) for p in paths], progress=c.progress())
+        result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress())
     _finish(c, result, fmt, report, bundle)
 
 

@@ -25,7 +25,7 @@ number of commits or blobs; every argv is a fixed list, never a shell):
 4. one ``git cat-file --batch-check`` for the sizes (blobs over the limit are
    never read) and one long-running ``git cat-file --batch`` for the contents.
 
-Only regular files (modes 100644/100755) are read: submodules (gitlinks, mode
+Needs git >= 2.31 (``--diff-merges``). Only regular files (modes 100644/100755) are read: submodules (gitlinks, mode
 160000) and symlinks (120000) are skipped, and a symlink whose target text
 happens to equal a file's content does not hide that file (dedup is over
 regular-file occurrences only). ``git replace`` refs are ignored
@@ -139,7 +139,7 @@ def iter_history(repo: Path, rev_range: str | None = None, *, max_file_bytes: in
     ``missing``. Symlinks, submodules and excluded paths are not blobs of
     interest and are not listed.
 
-    Raises :class:`InputError` (before yielding anything) when git is missing,
+    Raises :class:`InputError` when called (before anything is yielded) if git is missing,
     ``repo`` is not a repository, it has no commits, or the range is bad;
     :class:`LimitError` when the range holds more than ``max_blobs`` distinct
     blobs. Nothing is run through a shell; the number of ``git`` processes does

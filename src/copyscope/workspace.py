@@ -309,9 +309,12 @@ class Workspace:
         d = self._index_dir(modality)
         return IndexReader([Segment(d / n) for n in self.registry.live_segments(modality)])
 
-    def check(self, paths: Sequence[str | Path], *, progress: Progress | None = None) -> Result:
+    def check(self, paths: Sequence[str | Path], *, base: Sequence[str | Path] = (),
+              progress: Progress | None = None) -> Result:
+        """``base``: template or starter code whose content never counts as copied."""
         progress = progress or NullProgress()
         skipped: list[str] = []
+        base_fps = self._base_fingerprints(base)
         files = expand_paths(list(paths), self.settings, skipped)
         readers = {name: self.reader(name) for name in self.modalities}
         result = Result("check", self.parameters(), errors=skipped)
@@ -331,6 +334,8 @@ class Workspace:
             kind = found[0] if found and found[0] != "binary" else None
             if kind:
                 result.triaged.append({"path": f.relative, "kind": kind, "reason": found[1]})
+            if base_fps.get(modality.name) and hasattr(modality, "without_base"):
+                fp = modality.without_base(fp, base_fps[modality.name])
             for match, ref in self.check_one(modality, fp, readers[modality.name]):
                 if kind:
                     match = replace(match, extra={**match.extra, "triage": kind})
@@ -340,6 +345,16 @@ class Workspace:
             progress.advance(1)
         progress.stop()
         return result
+
+    def _base_fingerprints(self, base: Sequence[str | Path]) -> dict[str, list[Fingerprints]]:
+        out: dict[str, list[Fingerprints]] = {}
+        for f in expand_paths(list(base), self.settings) if base else []:
+            try:
+                modality, fp = fingerprint(self.modalities, read_artifact(f.path, self.settings, origin=f.relative))
+            except CopyscopeError:
+                continue                  # base files that cannot be used exclude nothing
+            out.setdefault(modality.name, []).append(fp)
+        return out
 
     def check_one(self, modality: Modality, fp: Fingerprints,
                   reader: IndexReader) -> Iterator[tuple[Match, Fingerprints]]:

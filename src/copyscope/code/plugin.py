@@ -156,6 +156,22 @@ class CodeModality:
     def parameters(self) -> dict:
         return {"algorithm": ALGORITHM, **asdict(self.params)}
 
+    def without_base(self, doc: CodeDoc, base: list[CodeDoc]) -> CodeDoc:
+        """``doc`` minus what the base (template, starter) code contains: its
+        statements, literals and k-grams can no longer match anything."""
+        if not base:
+            return doc
+        segs = Counter({s: n for s, n in doc.segments.items() if not any(s in b.segments for b in base)})
+        lits = Counter({s: n for s, n in doc.literals.items() if not any(s in b.literals for b in base)})
+        hashes = doc.grams.hashes.copy()
+        base_grams = np.unique(np.concatenate([b.grams.hashes for b in base]))
+        hashes[np.isin(hashes, base_grams)] = np.uint64(0)     # 0: a k-gram no document has
+        out = object.__new__(CodeDoc)
+        out.__dict__.update({k: v for k, v in doc.__dict__.items() if not k.startswith("_")})
+        out.segments, out.literals = segs, lits
+        out.grams = KGrams(doc.grams.kind, doc.grams.k, hashes, doc.grams.tokens)
+        return out
+
     def batch_scores(self, queries: list[CodeDoc], refs: list[CodeDoc]) -> np.ndarray:
         """All-pairs scores at once (``compare --all-pairs``): see :func:`score_matrix`."""
         return score_matrix(queries, refs, self.params)
