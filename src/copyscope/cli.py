@@ -27,6 +27,7 @@ class Format(str, Enum):
     table = "table"
     json = "json"
     tsv = "tsv"
+    sarif = "sarif"
 
 
 class Unit(str, Enum):
@@ -160,6 +161,9 @@ def _finish(c: Ctx, result: api.Result, fmt: Format, report: Optional[Path], bun
     fmt = c.fmt(fmt)
     if fmt is Format.json:
         emit_json(result.bundle())
+    elif fmt is Format.sarif:
+        from copyscope.sarif import to_sarif  # noqa: PLC0415
+        emit_json(to_sarif(result.bundle()))
     elif fmt is Format.tsv:
         _write_lines(check_tsv(result))
     elif result.operation == "compare" and result.matches:
@@ -179,18 +183,31 @@ def _finish(c: Ctx, result: api.Result, fmt: Format, report: Optional[Path], bun
 @app.command()
 def check(
     ctx: typer.Context,
-    paths: list[Path] = typer.Argument(..., help="Files or directories to check against the registry."),
-    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json (the evidence bundle) or tsv."),
+    paths: list[Path] = typer.Argument(None, help="Files or directories to check against the registry."),
+    fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json (the evidence bundle), tsv or sarif."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Report pairs scoring at least this, in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Also write the HTML evidence report here."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="Also write the evidence bundle (canonical JSON) here."),
     base: list[Path] = typer.Option([], "--base", help="Template/starter code that never counts as copied (repeatable)."),
+    git: Optional[Path] = typer.Option(None, "--git", help="Also scan every file version in this git repository's history."),
+    rev_range: Optional[str] = typer.Option(None, "--rev-range", help="With --git: only this revision range, e.g. v1.0..main."),
 ) -> None:
     """Find registered works copied into the given files. Exit 1 when copies are found."""
     c = _ctx(ctx)
+    paths = paths or []
+    if rev_range and git is None:
+        raise UsageError("--rev-range needs --git REPO")
+    if not paths and git is None:
+        raise UsageError("check needs PATH... or --git REPO")
     settings = _with_threshold(c.settings, threshold)
     with api.open_workspace(settings) as ws:
         result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress())
+        if git is not None:
+            from copyscope.gitscan import check_history  # noqa: PLC0415
+            history = check_history(ws, git, rev_range, progress=c.progress())
+            result.inputs += history.inputs
+            result.matches += history.matches
+            result.errors += history.errors
     _finish(c, result, fmt, report, bundle)
 
 
