@@ -85,9 +85,28 @@ def print_check_table(console: Console, result: Result, *, passages: bool = True
                       escape(w.owner) if w else "-", escape(w.license) if w else "-", f"{m.score:.3f}",
                       f"{m.coverage_registered:.0%} of work", str(len(m.passages)))
     console.print(table)
+    print_by_work(console, matches)
     if passages:
         for m in matches:
             print_passages(console, m)
+
+
+def print_by_work(console: Console, matches: list[Match]) -> None:
+    """Findings grouped by registered work: what an audit of a large codebase needs."""
+    groups: dict[str, list[Match]] = {}
+    for m in matches:
+        groups.setdefault(m.work.work_id if m.work else m.registered_path, []).append(m)
+    if len(groups) < 2 and len(matches) < 2:
+        return
+    table = Table(title="Findings by registered work")
+    for col in ("work", "title", "owner", "licence", "files", "best score"):
+        table.add_column(col, overflow="fold")
+    for key, ms in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        w = ms[0].work
+        table.add_row(escape(key), escape(w.title) if w else "-", escape(w.owner) if w else "-",
+                      escape(w.license) if w else "-", str(len({m.query_path for m in ms})),
+                      f"{max(m.score for m in ms):.3f}")
+    console.print(table)
 
 
 def print_passages(console: Console, m: Match, limit: int = 20) -> None:
