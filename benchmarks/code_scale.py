@@ -698,6 +698,7 @@ def score_check(tsv: Path, manifest: dict) -> dict:
         if not hit:
             missed.append({"path": x["path"], "source": x["source"], "lines": x["lines"],
                            "top": sorted(got, key=lambda t: -t[1])[:3]})
+    ref_lines = {e["path"]: e["lines"] for e in corpus}
     flagged = []
     for x in fresh:
         got = rows.get(x["path"])
@@ -705,8 +706,12 @@ def score_check(tsv: Path, manifest: dict) -> dict:
             best = max(got, key=lambda t: t[1])
             same_name = any(Path(r).name.split("_", 1)[-1] == Path(x["src"]).name for r, _ in got)
             flagged.append({"path": x["path"], "src": x["src"], "round": x["round"], "lines": x["lines"],
-                            "matches": len(got), "best": best, "same_file_name": same_name})
+                            "matches": len(got), "best": best, "best_ref_lines": ref_lines.get(best[0]),
+                            "max_ref_lines": max(ref_lines.get(r, 0) for r, _ in got),
+                            "same_file_name": same_name})
     src_scores.sort()
+    fresh_rows = [(r, sc) for x in fresh for r, sc in rows.get(x["path"], [])]
+    big = [f for f in flagged if f["max_ref_lines"] >= 20]
     return {
         "rows": sum(len(v) for v in rows.values()),
         "planted": {"files": len(planted), "matched_source": exact, "matched_source_or_mutant": fam,
@@ -718,7 +723,12 @@ def score_check(tsv: Path, manifest: dict) -> dict:
                   "flagged_rate": len(flagged) / max(1, len(fresh)),
                   "flagged_same_file_name": sum(1 for f in flagged if f["same_file_name"]),
                   "flagged_verbatim_round": sum(1 for f in flagged if f["round"] == 0),
-                  "examples": sorted(flagged, key=lambda f: -f["best"][1])[:40]},
+                  "rows": len(fresh_rows),
+                  "rows_to_ref_under_10_lines": sum(1 for r, _ in fresh_rows if ref_lines.get(r, 0) < 10),
+                  "flagged_only_by_refs_under_10_lines": sum(1 for f in flagged if f["max_ref_lines"] < 10),
+                  "flagged_by_a_ref_of_20_lines_or_more": len(big),
+                  "examples": sorted(flagged, key=lambda f: -f["best"][1])[:40],
+                  "examples_ref_20_lines_or_more": sorted(big, key=lambda f: -f["max_ref_lines"])[:40]},
     }
 
 
@@ -816,6 +826,20 @@ def profile(work: Path, n_register: int, n_check: int) -> dict:
 
 
 # -- report -----------------------------------------------------------------------------
+def src_state() -> dict:
+    """Which copyscope code ran: a hash of src/copyscope/**/*.py and the newest mtime
+    (the tree can change between steps of a long run)."""
+    import copyscope
+    root = Path(copyscope.__file__).resolve().parent
+    h = hashlib.sha256()
+    newest = 0.0
+    for p in sorted(root.rglob("*.py")):
+        h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
+        newest = max(newest, p.stat().st_mtime)
+    return {"sha256": h.hexdigest()[:16], "newest_mtime": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(newest)),
+            "at": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
 def verdict(ok: bool | None) -> str:
     return "n/a" if ok is None else ("PASS" if ok else "FAIL")
 
@@ -863,7 +887,9 @@ def main(argv: list[str] | None = None) -> int:
     have_data = (work / "manifest.json").exists()
     if not args.skip_register:
         log("(b) init + register")
+        before = src_state()
         reg = register(work, summary["build"]["corpus"], args.abort_projected_min)
+        reg["src"] = {"before": before, "after": src_state()}
         summary["register"] = reg
         save()
         log(f"    rc={reg['rc']} wall={reg['wall_s']:.1f} s  {reg['files_per_s']:.0f} files/s  "
@@ -875,11 +901,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_check and have_data and not summary.get("register", {}).get("aborted"):
         log("(c) check")
         manifest = json.loads((work / "manifest.json").read_text())
+        before = src_state()
         summary["check"] = check(work, manifest)
+        summary["check"]["src"] = {"before": before, "after": src_state()}
         save()
     if args.profile and have_data:
         log("profile (in-process, cProfile)")
         summary["profile"] = profile(work, args.profile_register_files, args.profile_check_files)
+        summary["profile"]["src"] = src_state()
         save()
 
     # -- report
@@ -913,6 +942,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['db_bytes'] / 2**20:.0f} MiB); status {r['status']}")
         print(f"          target < {TARGET_REGISTER_S:.0f} s: {verdict(t_ok if full else None) if full else verdict(None)}"
               f"{'' if full else ' (scaled run)'}; memory < 8 GB: {verdict(rss_ok)}")
+        if r.get("src"):
+            print(f"          code: src {r['src']['before']['sha256']} (newest file {r['src']['before']['newest_mtime']})"
+                  + ("" if r["src"]["before"]["sha256"] == r["src"]["after"]["sha256"] else
+                     f"; CHANGED during the run to {r['src']['after']['sha256']}"))
         if full and not (t_ok and rss_ok):
             rc = 1
     if "check" in summary:
@@ -931,8 +964,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"       fresh:   {f['flagged']}/{f['files']} got a match ({f['flagged_rate']:.3%}); "
               f"{f['flagged_same_file_name']} of them matched a registered file of the same name, "
               f"{f['flagged_verbatim_round']} were verbatim held-out files")
-        for ex in f["examples"][:8]:
-            print(f"         {ex['best'][1]:.3f}  {ex['src']}  ->  {ex['best'][0]}")
+        print(f"                {f['rows']} match rows, {f['rows_to_ref_under_10_lines']} of them to registered "
+              f"files under 10 lines; {f['flagged_only_by_refs_under_10_lines']} flagged files matched only "
+              f"files under 10 lines, {f['flagged_by_a_ref_of_20_lines_or_more']} matched a file of >= 20 lines")
+        for ex in f["examples"][:5] + f["examples_ref_20_lines_or_more"][:5]:
+            print(f"         {ex['best'][1]:.3f}  {ex['src']} ({ex['lines']} lines)  ->  {ex['best'][0]} "
+                  f"({ex['best_ref_lines']} lines; largest matched {ex['max_ref_lines']})")
+        if k.get("src"):
+            print(f"       code: src {k['src']['before']['sha256']} (newest file {k['src']['before']['newest_mtime']})"
+                  + ("" if k["src"]["before"]["sha256"] == k["src"]["after"]["sha256"] else
+                     f"; CHANGED during the run to {k['src']['after']['sha256']}"))
+        if k["rc"] not in (0, 1):
+            print(f"       the check did not finish (exit {k['rc']}): no accuracy figures")
         print(f"       target < {TARGET_CHECK_S:.0f} s: {verdict(t_ok) if full else verdict(None) + ' (scaled run)'}; "
               f"memory < 8 GB: {verdict(rss_ok)}")
         if full and not (t_ok and rss_ok):

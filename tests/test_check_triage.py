@@ -4,7 +4,12 @@ from __future__ import annotations
 from copyscope import api
 
 CODE = ("public class Greeter {\n    public static void main(String[] args) {\n"
-        "        System.out.println(\"Greeter service started on port \" + 8080);\n"
+        "        int port = Integer.parseInt(System.getenv().getOrDefault(\"GREETER_PORT\", \"8080\"));\n"
+        "        String name = args.length > 0 ? args[0] : \"world\";\n"
+        "        System.out.println(\"Greeter service started on port \" + port);\n"
+        "        for (int attempt = 0; attempt < 3; attempt++) {\n"
+        "            System.out.println(\"Hello, \" + name + \" (attempt \" + attempt + \")\");\n"
+        "        }\n"
         "        System.out.println(\"Shutting down the greeter service\");\n    }\n}\n")
 
 

@@ -362,17 +362,27 @@ class Workspace:
         max_df = max(100, int(0.02 * reader.n_docs))
         cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3),
                                   max_df=max_df, limit=self.settings.candidate_limit)
-        if cands.doc_ids.shape[0] == 0:
+        # A modality whose score is a containment (code) can drop candidates whose
+        # indexed keys are barely present before paying for re-analysis.
+        keep = cands.containment >= float(params.get("min_candidate_containment", 0.0))
+        doc_ids = cands.doc_ids[keep].tolist()
+        if not doc_ids:
             return
-        shas = self.registry.artifact_sha256(cands.doc_ids.tolist())
-        works = self.registry.works_for_artifacts(cands.doc_ids.tolist())
+        shas = self.registry.artifact_sha256(doc_ids)
+        works = self.registry.works_for_artifacts(doc_ids)
         threshold = self.threshold(modality)
         stats = self._cached_stats(reader)
-        for doc_id in cands.doc_ids.tolist():
-            if doc_id not in shas:
-                continue
-            paths = [w.path for w in works.get(doc_id, [])]
-            ref = self._ref_fingerprints(modality, shas[doc_id], paths[0] if paths else shas[doc_id])
+        refs = []
+        for doc_id in doc_ids:
+            if doc_id in shas:
+                paths = [w.path for w in works.get(doc_id, [])]
+                refs.append((doc_id, self._ref_fingerprints(modality, shas[doc_id],
+                                                            paths[0] if paths else shas[doc_id])))
+        if hasattr(modality, "batch_scores") and refs:
+            # Cheap scores first; only pairs that can pass are aligned for evidence.
+            scores = modality.batch_scores([fp], [r for _, r in refs])[0]
+            refs = [pair for pair, score in zip(refs, scores.tolist()) if score >= threshold]
+        for doc_id, ref in refs:
             match = modality.verify(fp, ref, stats)
             if match is None or match.score < threshold:
                 continue

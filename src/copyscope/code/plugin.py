@@ -47,6 +47,9 @@ class CodeParams:
     gap: int = 16               # tokens between seeds inside one passage
     min_tokens: int = 16        # smallest passage reported
     min_literals: int = 2       # literal signal used when the registered file has this many
+    min_candidate_containment: float = 0.02   # index containment below which a candidate cannot score 0.5
+    min_evidence_tokens: int = 48   # matched statement tokens for full weight: a 3-line stub
+                                    # contained in a large file is coincidence, not copying
     threshold: float = 0.5
 
 
@@ -182,6 +185,8 @@ class CodeModality:
         use_lit = sum(ref.literals.values()) >= p.min_literals
         s_lit = _containment(ref.literals, query.literals) if use_lit else None
         score = s_seg if s_lit is None else (s_seg + s_lit) / 2
+        matched = sum(n * (seg.count(" ") + 1) for seg, n in (ref.segments & query.segments).items())
+        score *= min(1.0, matched / p.min_evidence_tokens)
         raws = align(query.grams, ref.grams, gap=p.gap, min_tokens=p.min_tokens) if len(query.grams) and len(ref.grams) else []
         if score == 0 and not raws:
             return None
@@ -226,9 +231,10 @@ def _span(doc: CodeDoc, first: int, last: int, seeds: np.ndarray) -> Span:
                 matched=tuple((rel(a), rel(e)) for a, e in merged))
 
 
-def _occurrence_matrix(bags: list[Counter[str]]) -> np.ndarray:
+def _occurrence_matrix(bags: list[Counter[str]]) -> tuple[np.ndarray, np.ndarray]:
     """Rows: documents; columns: (item, k-th occurrence). With occurrences as
-    distinct features, multiset intersection Σ min(a, b) is a dot product."""
+    distinct features, multiset intersection Σ min(a, b) is a dot product.
+    Also returns each column's length in tokens (for the evidence mass)."""
     ids: dict[tuple[str, int], int] = {}
     rows, cols = [], []
     for r, bag in enumerate(bags):
@@ -238,18 +244,23 @@ def _occurrence_matrix(bags: list[Counter[str]]) -> np.ndarray:
                 rows.append(r)
     x = np.zeros((len(bags), max(1, len(ids))), dtype=np.float32)
     x[rows, cols] = 1.0
-    return x
+    lengths = np.ones(max(1, len(ids)), dtype=np.float32)
+    for (item, _), col in ids.items():
+        lengths[col] = item.count(" ") + 1
+    return x, lengths
 
 
 def score_matrix(queries: list[CodeDoc], refs: list[CodeDoc], params: CodeParams) -> np.ndarray:
     """``S[i, j]`` = ``verify(queries[i], refs[j]).score``, for all pairs at once."""
-    def contain(attr: str) -> tuple[np.ndarray, np.ndarray]:
-        x = _occurrence_matrix([getattr(d, attr) for d in queries + refs])
+    def contain(attr: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        x, lengths = _occurrence_matrix([getattr(d, attr) for d in queries + refs])
         xq, xr = x[:len(queries)], x[len(queries):]
         inter = xq @ xr.T
         totals = xr.sum(axis=1)
-        return inter / np.maximum(totals, 1)[None, :], totals
-    seg, _ = contain("segments")
-    lit, lit_totals = contain("literals")
+        mass = (xq * lengths[None, :]) @ xr.T          # matched tokens, for the evidence factor
+        return inter / np.maximum(totals, 1)[None, :], totals, mass
+    seg, _, mass = contain("segments")
+    lit, lit_totals, _ = contain("literals")
     use_lit = (lit_totals >= params.min_literals)[None, :]
-    return np.where(use_lit, (seg + lit) / 2, seg)
+    score = np.where(use_lit, (seg + lit) / 2, seg)
+    return score * np.minimum(1.0, mass / params.min_evidence_tokens)
