@@ -4,46 +4,28 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
-from tsa_server import LocalTSA
+from test_ledger_tsa import _no_proxy, server  # noqa: F401 - shared fixtures: local TSA, no proxies
 
 
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-
-
-@pytest.fixture(scope="module")
-def tsa():
-    server = LocalTSA().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_register_with_tsa_stamps_checkpoint_and_receipt_verifies(cli, home, samples, tsa):
-    tsa.mode = "ok"
+def test_register_with_tsa_stamps_checkpoint_and_receipt_verifies(cli, home, samples, server):
+    server.mode = "ok"
     cli("init")
     src = samples / "registered" / "en_soil.txt"
-    rc, out, err = cli("--tsa-url", tsa.url, "register", src, "--owner", "Ann")
+    rc, out, err = cli("--tsa-url", server.url, "register", src, "--owner", "Ann")
     assert rc == 0, err
     receipt_path = home / "receipts" / "W0000001.json"
     receipt = json.loads(receipt_path.read_text(encoding="utf-8"))
-    assert receipt["timestamp"]["tsa_url"] == tsa.url and receipt["timestamp"]["token_b64"]
+    assert receipt["timestamp"]["tsa_url"] == server.url and receipt["timestamp"]["token_b64"]
     rc, out, err = cli("--json", "verify", receipt_path, src)
     assert rc == 0, err
     assert json.loads(out)["timestamp_time"] == receipt["timestamp"]["gen_time"]
 
 
-def test_tampered_timestamp_fails_verification_naming_it(cli, home, samples, tsa, tmp_path):
-    tsa.mode = "ok"
+def test_tampered_timestamp_fails_verification_naming_it(cli, home, samples, server, tmp_path):
+    server.mode = "ok"
     cli("init")
     src = samples / "registered" / "en_soil.txt"
-    cli("--tsa-url", tsa.url, "register", src, "--owner", "Ann")
+    cli("--tsa-url", server.url, "register", src, "--owner", "Ann")
     receipt = json.loads((home / "receipts" / "W0000001.json").read_text(encoding="utf-8"))
     receipt["timestamp"]["gen_time"] = "2001-01-01T00:00:00Z"
     bad = tmp_path / "bad.json"
@@ -52,14 +34,14 @@ def test_tampered_timestamp_fails_verification_naming_it(cli, home, samples, tsa
     assert rc == 6 and "timestamp" in err
 
 
-def test_tsa_outage_warns_and_loses_nothing(cli, home, samples, tsa):
-    tsa.mode = "http500"
+def test_tsa_outage_warns_and_loses_nothing(cli, home, samples, server):
+    server.mode = "http500"
     try:
         cli("init")
         src = samples / "registered" / "zh_tea.txt"
-        rc, out, err = cli("--tsa-url", tsa.url, "register", src, "--owner", "Ann")
+        rc, out, err = cli("--tsa-url", server.url, "register", src, "--owner", "Ann")
     finally:
-        tsa.mode = "ok"
+        server.mode = "ok"
     assert rc == 0 and "warning: no RFC 3161 timestamp" in err
     assert out.startswith("W0000001\t")
     rc, _, err = cli("verify", home / "receipts" / "W0000001.json", src)
