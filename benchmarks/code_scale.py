@@ -767,6 +767,7 @@ _CHECK_STAGES = {
     "reader() (open segments)": "workspace.py:reader",
     "candidates()": "inverted.py:candidates",
     "_ref_fingerprints (re-tokenize registered blobs)": "workspace.py:_ref_fingerprints",
+    "batch_scores (cheap score of all candidates)": "plugin.py:batch_scores",
     "verify": "plugin.py:verify",
     "  align": "align.py:align",
     "  _containment": "plugin.py:_containment",
@@ -885,6 +886,8 @@ def main(argv: list[str] | None = None) -> int:
         summary.pop("check", None)
         save()
     have_data = (work / "manifest.json").exists()
+    if not args.skip_register and "build" not in summary:
+        raise SystemExit(f"no corpus built under {work}: run without --skip-build first")
     if not args.skip_register:
         log("(b) init + register")
         before = src_state()
@@ -982,6 +985,8 @@ def main(argv: list[str] | None = None) -> int:
             rc = 1
     if "profile" in summary:
         for name, d in summary["profile"].items():
+            if not isinstance(d, dict) or "stages_s" not in d:
+                continue
             print(f"\nprofile, {name} ({d['files']} files, {d['wall_s_profiled']:.1f} s under cProfile), cumulative s:")
             for st, s in d["stages_s"].items():
                 print(f"    {st:<52} {s:8.2f}")
