@@ -59,6 +59,19 @@ class RegisterOutcome:
 
 
 @dataclass(frozen=True)
+class Claim:
+    """What every work of one register call is registered as."""
+
+    owner: str
+    license: str | None          # None: detect per work
+    record: dict[str, Any] | None
+    record_sha256: str | None
+    private: bool
+    parents: tuple[str, ...]
+    receipts_dir: Path | None
+
+
+@dataclass(frozen=True)
 class WorkSpec:
     title: str
     root: str
@@ -77,8 +90,6 @@ def load_record(path: Path | None) -> tuple[dict[str, Any] | None, str | None]:
 class Workspace:
     def __init__(self, settings: Settings, modalities: dict[str, Modality] | None = None) -> None:
         self.settings = settings
-        self._claim_opts: tuple = (False, (), None)
-        self._warnings: list[str] = []
         self.home = settings.home
         self.modalities = modalities if modalities is not None else load_modalities()
         self.engine = make_engine(settings.database_url)
@@ -163,25 +174,27 @@ class Workspace:
         for parent in derived_from:
             self.ledger._require_work(parent)
         rec, rec_sha = load_record(record)
-        self._claim_opts = (private, tuple(derived_from), receipts_dir)
+        claim = Claim(owner, license, rec, rec_sha, private, tuple(derived_from), receipts_dir)
         progress = progress or NullProgress()
         errors: list[str] = []
+        warnings: list[str] = []
         specs = self.plan_works(paths, title=title, each=each, skipped=errors)
         done: list[RegisteredWork] = []
         progress.start(sum(len(s.files) for s in specs), "registering")
         with self._lock():
             for batch in _batches(specs, self.settings.batch_size):
-                works, errs = self._register_batch(batch, owner, license, rec, rec_sha, progress)
+                works, errs, warns = self._register_batch(batch, claim, progress)
                 done.extend(works)
                 errors.extend(errs)
+                warnings.extend(warns)
                 self._maybe_merge()      # as batches land: small merges, no big stall at the end
         progress.stop()
-        warnings, self._warnings = self._warnings, []
         return RegisterOutcome(done, errors, warnings)
 
-    def _register_batch(self, specs: list[WorkSpec], owner: str, license: str | None, rec, rec_sha,
-                        progress: Progress) -> tuple[list[RegisteredWork], list[str]]:
+    def _register_batch(self, specs: list[WorkSpec], claim: Claim,
+                        progress: Progress) -> tuple[list[RegisteredWork], list[str], list[str]]:
         errors: list[str] = []
+        warnings: list[str] = []
         ready: list[tuple[WorkSpec, list[tuple[str, Artifact, Modality, Fingerprints]]]] = []
         for spec in specs:
             items = []
@@ -201,7 +214,7 @@ class Workspace:
             elif spec.kind == "directory":
                 errors.append(f"{spec.root}: no usable files; work not registered")
         if not ready:
-            return [], errors
+            return [], errors, warnings
         known = self.registry.artifact_ids([a.sha256 for _, items in ready for _, a, _, _ in items])
         fresh: dict[str, tuple[Artifact, Modality, Fingerprints]] = {}
         for _, items in ready:
@@ -225,12 +238,11 @@ class Workspace:
             seg = write_segment(self._index_dir(name), docs)
             segments.append((name, seg, len(docs), int(sum(d.keys.shape[0] for d in docs))))
         # No licence given: read it from LICENSE files / SPDX headers (docs/cli.md).
-        licences = [license or detect_license((rel, art.data) for rel, art, _, _ in items) or DEFAULT_LICENSE
+        licences = [claim.license or detect_license((rel, art.data) for rel, art, _, _ in items) or DEFAULT_LICENSE
                     for _, items in ready]
-        works = [NewWork(spec.title, owner, lic, spec.kind, spec.root,
-                         [(rel, art.sha256) for rel, art, _, _ in items], rec, rec_sha)
+        works = [NewWork(spec.title, claim.owner, lic, spec.kind, spec.root,
+                         [(rel, art.sha256) for rel, art, _, _ in items], claim.record, claim.record_sha256)
                  for (spec, items), lic in zip(ready, licences)]
-        private, parents, receipts_dir = self._claim_opts
         logged: list[int] = []
 
         def log_entries(conn, work_ids: list[str]) -> None:  # noqa: ANN001
@@ -241,7 +253,8 @@ class Workspace:
                 else:
                     _, a, _, fp = items[0]
                     content = content_of(a.sha256, a.size, getattr(fp, "media_type", a.media_type))
-                claims.append(WorkClaim(wid, content, owner, lic, spec.title, rec_sha, parents, private))
+                claims.append(WorkClaim(wid, content, claim.owner, lic, spec.title, claim.record_sha256,
+                                        claim.parents, claim.private))
             logged.extend(self.ledger.append_in(conn, self.ledger.claim_entries(claims)))
 
         ids = self.registry.commit_batch(new_artifacts, works, segments, planned, on_commit=log_entries)
@@ -249,8 +262,8 @@ class Workspace:
             try:        # the entries are durable already: a TSA outage only costs the token
                 self.ledger.timestamp_latest(self.settings.tsa_url)
             except CopyscopeError as exc:
-                self._warnings.append(f"no RFC 3161 timestamp for this checkpoint: {exc.message}")
-        receipt_paths = self._write_receipts(ids, logged, receipts_dir)
+                warnings.append(f"no RFC 3161 timestamp for this checkpoint: {exc.message}")
+        receipt_paths = self._write_receipts(ids, logged, claim.receipts_dir)
         out = []
         claimed: set[str] = set()        # content new to the registry counts once, for its first work
         for wid, (spec, items) in zip(ids, ready):
@@ -259,7 +272,7 @@ class Workspace:
             n_new = len(new_here)
             out.append(RegisteredWork(wid, spec.title, spec.root, len(items), n_new,
                                       logged[len(out)], receipt_paths[len(out)]))
-        return out, errors
+        return out, errors, warnings
 
     def _write_receipts(self, work_ids: list[str], indices: list[int], extra_dir: Path | None) -> list[str]:
         with self.engine.connect() as conn:
