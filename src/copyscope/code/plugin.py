@@ -17,6 +17,7 @@ file has string literals, else the statement containment alone.
 """
 from __future__ import annotations
 
+import copy
 import functools
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -164,14 +165,16 @@ class CodeModality:
         statements, literals and k-grams can no longer match anything."""
         if not base:
             return doc
-        segs = Counter({s: n for s, n in doc.segments.items() if not any(s in b.segments for b in base)})
-        lits = Counter({s: n for s, n in doc.literals.items() if not any(s in b.literals for b in base)})
+        base_segs = set().union(*(b.segments for b in base))
+        base_lits = set().union(*(b.literals for b in base))
         hashes = doc.grams.hashes.copy()
         base_grams = np.unique(np.concatenate([b.grams.hashes for b in base]))
         hashes[np.isin(hashes, base_grams)] = np.uint64(0)     # 0: a k-gram no document has
-        out = object.__new__(CodeDoc)
-        out.__dict__.update({k: v for k, v in doc.__dict__.items() if not k.startswith("_")})
-        out.segments, out.literals = segs, lits
+        out = copy.copy(doc)
+        for cached in ("_index_keys", "_query_keys"):           # derived from what changes here
+            out.__dict__.pop(cached, None)
+        out.segments = Counter({s: n for s, n in doc.segments.items() if s not in base_segs})
+        out.literals = Counter({s: n for s, n in doc.literals.items() if s not in base_lits})
         out.grams = KGrams(doc.grams.kind, doc.grams.k, hashes, doc.grams.tokens)
         return out
 
