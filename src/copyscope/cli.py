@@ -37,8 +37,10 @@ class Unit(str, Enum):
 
 class Ctx:
     def __init__(self, home: Optional[Path], quiet: bool, json_out: bool, max_bytes: Optional[int],
-                 tsa_url: Optional[str] = None) -> None:
+                 tsa_url: Optional[str] = None, max_archive_bytes: Optional[int] = None) -> None:
         overrides: dict = {"max_file_bytes": max_bytes} if max_bytes else {}
+        if max_archive_bytes:
+            overrides["max_archive_bytes"] = max_archive_bytes
         if tsa_url:
             overrides["tsa_url"] = tsa_url
         self.settings = api.Settings.resolve(home, **overrides)
@@ -82,11 +84,14 @@ def main_options(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or notes on stderr."),
     json_out: bool = typer.Option(False, "--json", help="Machine-readable JSON on stdout."),
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Refuse input files larger than this (default 64 MiB)."),
+    max_archive_bytes: Optional[int] = typer.Option(None, "--max-archive-bytes", help="Read at most this many uncompressed bytes from one archive (default 512 MiB)."),
     tsa_url: Optional[str] = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority for new checkpoints (or $COPYSCOPE_TSA_URL)."),
 ) -> None:
     if max_bytes is not None and max_bytes < 1:
         raise UsageError("--max-bytes must be at least 1")
-    ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url)
+    if max_archive_bytes is not None and max_archive_bytes < 1:
+        raise UsageError("--max-archive-bytes must be at least 1")
+    ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url, max_archive_bytes)
 
 
 @app.command()

@@ -18,7 +18,8 @@ from typing import NamedTuple, Sequence
 
 from copyscope.errors import CopyscopeError, InputError, UsageError
 from copyscope.evidence import InputRecord, Result
-from copyscope.ingest import expand_paths, read_artifact, walk
+from copyscope.archives import is_archive
+from copyscope.ingest import archive_members, expand_paths, read_path, walk
 from copyscope.model import Match
 from copyscope.plugins import Fingerprints, Modality, fingerprint
 from copyscope.progress import NullProgress, Progress
@@ -50,7 +51,7 @@ class _Docs:
         if path in self.errors:
             return None
         try:
-            art = read_artifact(Path(path), self.settings, origin=path)
+            art = read_path(path, self.settings)
             self.docs[path] = fingerprint(self.modalities, art)
             return self.docs[path]
         except CopyscopeError as exc:
@@ -138,11 +139,13 @@ def units_of(paths: Sequence[str | Path], unit: str, settings: Settings,
         root = Path(p)
         if unit == "file" or not root.is_dir():
             for f in expand_paths([p], settings, skipped):
-                units[f.relative] = [str(f.path)]
+                units[f.relative] = [f.source]
             continue
         for child in sorted(root.iterdir(), key=lambda c: c.name):
             if child.is_dir():
-                units[str(child)] = [str(f.path) for f in walk(child, settings, skipped)]
+                units[str(child)] = [f.source for f in walk(child, settings, skipped)]
+            elif is_archive(child) and child.is_file():
+                units[str(child)] = [f.source for f in archive_members(child, str(child), settings, skipped)]
             elif child.is_file():
                 units[str(child)] = [str(child)]
     return units

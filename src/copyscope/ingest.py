@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from copyscope.errors import InputError, LimitError, NotFoundError
+from copyscope.archives import SEP, ArchiveCache, is_archive, iter_members, split_member
+from copyscope.errors import CopyscopeError, InputError, LimitError, NotFoundError
 from copyscope.model import Artifact
 from copyscope.settings import Settings
 
@@ -47,8 +48,44 @@ def read_artifact(path: Path, settings: Settings, *, origin: str | None = None) 
 
 @dataclass(frozen=True)
 class FoundFile:
-    path: Path          # real location
+    path: Path          # real location (the archive, for an archive member)
     relative: str       # path relative to the walked root, '/'-separated
+    member: str | None = None   # name inside the archive at ``path``
+
+    @property
+    def source(self) -> str:
+        """A string that :func:`read_path` reads back (``a.zip!/m`` for a member)."""
+        return f"{self.path}{SEP}{self.member}" if self.member else str(self.path)
+
+
+def read_found(f: FoundFile, settings: Settings, archives: ArchiveCache | None = None) -> Artifact:
+    """Read a walked file or archive member within the limits."""
+    if f.member is None:
+        return read_artifact(f.path, settings, origin=f.relative)
+    cache = archives or ArchiveCache(settings)
+    try:
+        return Artifact(data=cache.get(f.path).read(f.member), origin=f.relative)
+    finally:
+        if archives is None:
+            cache.close()
+
+
+def read_path(path: str, settings: Settings, archives: ArchiveCache | None = None) -> Artifact:
+    """Like :func:`read_artifact` for a path string that may name an archive member."""
+    parts = split_member(path) if not Path(path).exists() else None
+    if parts is None:
+        return read_artifact(Path(path), settings, origin=path)
+    return read_found(FoundFile(Path(parts[0]), path, parts[1]), settings, archives)
+
+
+def archive_members(path: Path, rel: str, settings: Settings, skipped: list[str]) -> list[FoundFile]:
+    """An archive's usable members; an archive that cannot be used at all, and every
+    refused member, is one line in ``skipped`` and the scan goes on."""
+    try:
+        return [FoundFile(path, f"{rel}{SEP}{m}", m) for m in iter_members(path, settings, skipped)]
+    except CopyscopeError as exc:
+        skipped.append(f"skipped {exc.message}")
+        return []
 
 
 def walk(root: Path, settings: Settings, skipped: list[str] | None = None) -> Iterator[FoundFile]:
@@ -91,26 +128,31 @@ def walk(root: Path, settings: Settings, skipped: list[str] | None = None) -> It
                 if entry.name not in SKIP_DIRS:
                     yield from visit(Path(entry.path), child_rel, depth + 1)
             elif is_file:
-                count += 1
+                found = (archive_members(Path(entry.path), child_rel, settings, skipped)
+                         if is_archive(entry.name) else [FoundFile(Path(entry.path), child_rel)])
+                count += len(found)
                 if count > settings.max_files:
-                    raise LimitError(f"{root}: more than {settings.max_files} files (--max-files)")
-                yield FoundFile(Path(entry.path), child_rel)
+                    raise LimitError(f"{root}: more than {settings.max_files} files (the limit)")
+                yield from found
 
     yield from visit(root, "", 0)
 
 
 def expand_paths(paths: list[str | Path], settings: Settings,
                  skipped: list[str] | None = None) -> list[FoundFile]:
-    """Command-line paths → files (directories walked), in a stable order."""
+    """Command-line paths → files (directories walked, archives listed), in a stable order."""
+    skipped = skipped if skipped is not None else []
     out: list[FoundFile] = []
     for p in paths:
         path = Path(p)
         if not path.exists():
             raise NotFoundError(f"{p}: no such file or directory")
         if path.is_dir():
-            out.extend(FoundFile(f.path, str(Path(p) / f.relative)) for f in walk(path, settings, skipped))
+            out.extend(FoundFile(f.path, str(Path(p) / f.relative), f.member) for f in walk(path, settings, skipped))
+        elif is_archive(path) and path.is_file():
+            out.extend(archive_members(path, str(p), settings, skipped))
         else:
             out.append(FoundFile(path, str(p)))
         if len(out) > settings.max_files:
-            raise LimitError(f"more than {settings.max_files} input files (--max-files)")
+            raise LimitError(f"more than {settings.max_files} input files (the limit)")
     return out

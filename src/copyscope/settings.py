@@ -14,6 +14,7 @@ class Settings:
     max_file_bytes: int = 64 * MiB        # larger inputs are refused (LimitError), never half-read
     max_files: int = 1_000_000            # files per command line / directory walk
     max_depth: int = 64                   # directory nesting followed
+    max_archive_bytes: int = 512 * MiB    # uncompressed bytes read from one archive (zip bombs stop here)
     batch_size: int = 256                 # files per registration transaction
     candidate_limit: int = 25             # registered docs verified per query, per ranking (hits, containment)
     threshold: float | None = None        # override the modality's default decision threshold

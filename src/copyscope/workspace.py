@@ -24,7 +24,8 @@ from copyscope.errors import CopyscopeError, InputError, WorkspaceError
 from copyscope.code.triage import triage_reason
 from copyscope.evidence import InputRecord, Result
 from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
-from copyscope.ingest import FoundFile, expand_paths, read_artifact
+from copyscope.archives import ArchiveCache, is_archive
+from copyscope.ingest import FoundFile, expand_paths, read_found
 from copyscope.model import Artifact, Match
 from copyscope.plugins import Fingerprints, Modality, fingerprint, load_modalities
 from copyscope.progress import NullProgress, Progress
@@ -147,10 +148,11 @@ class Workspace:
         for p in paths:
             path = Path(p)
             files = expand_paths([p], self.settings, skipped)
-            if each or not path.is_dir():
+            container = path.is_dir() or (is_archive(path) and path.is_file())
+            if each or not container:
                 for f in files:
-                    name = f.relative if len(files) > 1 or path.is_dir() else path.name
-                    t = title if (title and len(files) == 1 and not path.is_dir()) else (
+                    name = f.relative if len(files) > 1 or container else path.name
+                    t = title if (title and len(files) == 1 and not container) else (
                         f"{title}: {Path(name).name}" if title else Path(name).name)
                     specs.append(WorkSpec(t, f.relative, "file", [f]))
             else:
@@ -196,11 +198,12 @@ class Workspace:
         errors: list[str] = []
         warnings: list[str] = []
         ready: list[tuple[WorkSpec, list[tuple[str, Artifact, Modality, Fingerprints]]]] = []
+        archives = ArchiveCache(self.settings)
         for spec in specs:
             items = []
             for f in spec.files:
                 try:
-                    art = read_artifact(f.path, self.settings, origin=f.relative)
+                    art = read_found(f, self.settings, archives)
                     modality, fp = fingerprint(self.modalities, art)
                     items.append((f.relative, art, modality, fp))
                 except CopyscopeError as exc:
@@ -213,6 +216,7 @@ class Workspace:
                 ready.append((spec, items))
             elif spec.kind == "directory":
                 errors.append(f"{spec.root}: no usable files; work not registered")
+        archives.close()
         if not ready:
             return [], errors, warnings
         known = self.registry.artifact_ids([a.sha256 for _, items in ready for _, a, _, _ in items])
@@ -332,9 +336,10 @@ class Workspace:
         readers = {name: self.reader(name) for name in self.modalities}
         result = Result("check", self.parameters(), errors=skipped)
         progress.start(len(files), "checking")
+        archives = ArchiveCache(self.settings)
         for f in files:
             try:
-                art = read_artifact(f.path, self.settings, origin=f.relative)
+                art = read_found(f, self.settings, archives)
                 modality, fp = fingerprint(self.modalities, art)
             except CopyscopeError as exc:
                 result.errors.append(exc.message)
@@ -356,6 +361,7 @@ class Workspace:
                 result.inputs.append(_input_record("registered", ref, match.work.work_id if match.work else None,
                                                    path=match.registered_path))
             progress.advance(1)
+        archives.close()
         progress.stop()
         return result
 
@@ -363,7 +369,7 @@ class Workspace:
         out: dict[str, list[Fingerprints]] = {}
         for f in expand_paths(list(base), self.settings) if base else []:
             try:
-                modality, fp = fingerprint(self.modalities, read_artifact(f.path, self.settings, origin=f.relative))
+                modality, fp = fingerprint(self.modalities, read_found(f, self.settings))
             except CopyscopeError:
                 continue                  # base files that cannot be used exclude nothing
             out.setdefault(modality.name, []).append(fp)
