@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import xxhash
 
+from copyscope.code.calibration import likelihood_ratio
 from copyscope.code.languages import language_for
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
@@ -206,7 +207,9 @@ class CodeModality:
             signals={"statements": s_seg, "literals": s_lit},
             passages=passages, query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
-            extra={"shared_literals": shared[:200], "language": ref.language},
+            extra={"shared_literals": shared[:200], "language": ref.language,
+                   # strength of evidence, independent of the case's base rate (docs/code-engine.md)
+                   "likelihood_ratio": likelihood_ratio(score)},
         )
 
 

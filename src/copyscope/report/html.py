@@ -139,6 +139,7 @@ def _match(m: Any, index: int) -> dict:
     qpath, rpath = _s(q.get("path")), _s(r.get("path"))
     passages = [p for p in _l(m.get("passages")) if isinstance(p, dict)]
     verdict = _s(m.get("verdict")) or "—"
+    extra = _d(m.get("extra"))
     return {
         "anchor": f"match-{index}",
         "index": index,
@@ -154,6 +155,9 @@ def _match(m: Any, index: int) -> dict:
         "cov_query": _pct(cov.get("query")),
         "signals": [(_s(k), "n/a" if v is None else _num(v))
                     for k, v in _d(m.get("signals")).items()],
+        "lr": _num(extra.get("likelihood_ratio")) if _is_num(extra.get("likelihood_ratio")) else None,
+        # side-channel evidence: verbatim strings a renamed copy still carries
+        "literals": [_s(x) for x in _l(extra.get("shared_literals"))[:200]],
         "passages": [{
             "stream": _s(p.get("stream")),
             "tokens": _int(p.get("tokens")),
