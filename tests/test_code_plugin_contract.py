@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from contract.modality_contract import ModalityContract, Sample, SampleSet
 
+import pytest
+
 from copyscope.code.plugin import CodeModality, score_matrix
 from copyscope.model import Artifact
 
@@ -103,3 +105,78 @@ def test_text_files_are_not_claimed_by_the_code_plugin():
     plugin = CodeModality()
     assert not plugin.accepts(Artifact(b"Plain prose, not code.", origin="notes.txt"))
     assert plugin.accepts(Artifact(ORIGINAL, origin="Cylinder.java"))
+
+
+FOR_LOOP = b"""
+public class Sum {
+    public static int total(int[] values, int n) {
+        int acc = 0;
+        for (int i = 0; i < n; i++) {
+            acc += values[i] * values[i] - values[i] / 2;
+        }
+        return acc;
+    }
+}
+"""
+WHILE_LOOP = b"""
+class Acc {
+    static int run(int[] xs, int count) {
+        int s = 0;
+        int k = 0;
+        while (k < count) {
+            s += xs[k] * xs[k] - xs[k] / 2;
+            k += 1;
+        }
+        return s;
+    }
+}
+"""
+
+
+def test_for_loop_rewritten_as_while_keeps_every_statement():
+    m = CodeModality().verify(_fp("b.java", WHILE_LOOP), _fp("a.java", FOR_LOOP))
+    assert m.signals["statements"] == pytest.approx(1.0)
+
+
+COMMENTED = b"""
+// Normalise the sensor reading against the factory calibration curve
+int adjust(int raw) {
+    // clamp first so that the lookup table never overflows
+    int v = raw > 4095 ? 4095 : raw;
+    return v * 3 / 2;
+}
+"""
+SAME_COMMENTS_NEW_CODE = b"""
+// Normalise the sensor reading against the factory calibration curve
+long correct(long input) {
+    // clamp first so that the lookup table never overflows
+    if (input < 0) { input = 0; }
+    return input << 1;
+}
+"""
+TEMPLATE_ONLY = b"""
+/* To change this license header, choose License Headers in Project Properties.
+ * To change this template file, choose Tools | Templates */
+int adjust(int raw) { return raw + 1; }
+"""
+
+
+def test_shared_comments_are_explicit_evidence_and_templates_are_not():
+    plugin = CodeModality()
+    m = plugin.verify(_fp("q.c", SAME_COMMENTS_NEW_CODE), _fp("r.c", COMMENTED))
+    assert m.signals["comments"] == pytest.approx(1.0)
+    assert "clamp first so that the lookup table never overflows" in m.extra["shared_comments"]
+    assert m.score >= 0.5
+    t = plugin.verify(_fp("q.c", TEMPLATE_ONLY), _fp("r.c", TEMPLATE_ONLY.replace(b"raw + 1", b"raw * 7")))
+    assert t is None or t.signals["comments"] is None
+
+
+def test_batch_scores_equal_pairwise_verify_with_comments_and_loops():
+    docs = [_fp(n, d) for n, d in (("a.java", FOR_LOOP), ("b.java", WHILE_LOOP), ("c.c", COMMENTED),
+                                   ("d.c", SAME_COMMENTS_NEW_CODE), ("e.c", TEMPLATE_ONLY))]
+    plugin = CodeModality()
+    matrix = score_matrix(docs, docs, plugin.params)
+    for i, q in enumerate(docs):
+        for j, r in enumerate(docs):
+            m = plugin.verify(q, r)
+            assert abs(matrix[i, j] - (0.0 if m is None else m.score)) < 1e-6, (i, j)

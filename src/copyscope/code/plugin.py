@@ -4,21 +4,24 @@ Signals (see docs/code-engine.md):
 
 * **statement bag**: the source is cut into statements (``;``, braces, and line
   ends outside brackets), each fingerprinted with identifiers normalised and
-  literals verbatim. Renaming (L2), moving declarations (L3), extracting methods
-  (L4) and reordering statements (L5) leave most statements intact, so the share
-  of the registered file's statements found in the query survives them;
+  literals verbatim, then put in canonical form (loops, increments, modifiers).
+  Renaming (L2), moving declarations (L3), extracting methods (L4), reordering
+  statements (L5) and rewriting loops (L6) leave most statements intact, so the
+  share of the registered file's statement tokens found in the query survives them;
 * **side channels**: verbatim string literals — a renamed SDK still prints its
   own error messages — reported as explicit evidence with their lines;
 * **passages**: aligned runs of normalised token k-grams, with line ranges on
   both sides, for the report.
 
 ``score = mean(statement containment, literal containment)`` when the registered
-file has string literals, else the statement containment alone.
+file has string literals, else the statement containment alone; statement
+containment counts tokens, so a long statement weighs more than ``i++``.
 """
 from __future__ import annotations
 
 import copy
 import functools
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -35,7 +38,7 @@ from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
 
-ALGORITHM = "code.segments/v1"
+ALGORITHM = "code.segments/v2"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
 _OPENERS, _CLOSERS = {"(", "["}, {")", "]"}
@@ -50,6 +53,8 @@ class CodeParams:
     min_tokens: int = 16        # smallest passage reported
     min_literals: int = 2       # literal signal used when the registered file has this many
     min_candidate_containment: float = 0.02   # index containment below which a candidate cannot score 0.5
+    comment_weight: float = 0.5     # how far shared comments lift the score towards 1
+    min_comment_words: int = 8      # shared comment words for full weight
     min_evidence_tokens: int = 48   # matched statement tokens for full weight: a 3-line stub
                                     # contained in a large file is coincidence, not copying
     threshold: float = 0.5
@@ -73,6 +78,7 @@ class CodeDoc:
         stream = TokenStream("word", hashes, self.tokens.starts, self.tokens.ends)
         self.grams: KGrams = kgrams(stream, params.k)
         self.segments: Counter[str] = _segments(self.tokens)
+        self.comments: Counter[str] = _comment_lines(self.tokens)
         self.literals: Counter[str] = Counter(
             t for t, k in zip(self.tokens.text, self.tokens.kinds) if k == KIND_STRING)
 
@@ -106,9 +112,58 @@ class CodeDoc:
         return len(self.tokens) == 0
 
 
+_MODIFIERS = re.compile(r"\b(?:public|private|protected|internal|static|final|readonly|this \.|self \.) ")
+_C_FOR = re.compile(r"^for \( (.*?) ; (.*?) ; (.*?) \)$")
+_INCREMENT = re.compile(r"^(?:I \+\+|\+\+ I|I \+= N|I = I \+ N)$")
+_DECREMENT = re.compile(r"^(?:I --|-- I|I -= N|I = I - N)$")
+
+
+def _canonical(statement: str) -> list[str]:
+    """One statement in its canonical forms, so that control-structure rewrites
+    (L6) and moved code (L4, L5) keep their statements:
+
+    * modifiers and ``this.``/``self.`` are dropped (moving a local into a field,
+      or a method into a static helper, changes neither);
+    * a C-style ``for (init; cond; update)`` becomes ``init``, ``loop (cond)`` and
+      ``update``, and ``while (cond)`` becomes ``loop (cond)``: a for loop rewritten
+      as a while loop is the same statements;
+    * ``i++``, ``++i``, ``i += n`` and ``i = i + n`` are one increment.
+
+    Qualified names are kept as written: ``java.util.Scanner`` against an import is
+    a trace of the author's habits, and collapsing it made independent solutions
+    look like copies (IR-Plag AUC 0.85 → 0.79)."""
+    s = _MODIFIERS.sub("", statement)
+    m = _C_FOR.match(s)
+    if m:
+        parts = [m.group(1), f"loop ( {m.group(2)} )", m.group(3)]
+    elif s.startswith("while "):
+        parts = ["loop" + s[5:]]
+    else:
+        parts = [s]
+    out = []
+    for part in parts:
+        if not part.strip():
+            continue
+        if _INCREMENT.match(part):
+            part = "I ++"
+        elif _DECREMENT.match(part):
+            part = "I --"
+        out.append(part)
+    return out
+
+
 def _segments(tokens: CodeTokens) -> Counter[str]:
     """Statements, language-agnostically: cut at ``;``/``{``/``}`` and at line ends
-    outside brackets (Python, Go, Kotlin, Swift need no semicolons)."""
+    outside brackets (Python, Go, Kotlin, Swift need no semicolons), then put in
+    canonical form (:func:`_canonical`)."""
+    out: Counter[str] = Counter()
+    for statement, n in _statements(tokens).items():
+        for form in _canonical(statement):
+            out[form] += n
+    return out
+
+
+def _statements(tokens: CodeTokens) -> Counter[str]:
     out: Counter[str] = Counter()
     cur: list[str] = []
     depth = 0
@@ -133,9 +188,47 @@ def _segments(tokens: CodeTokens) -> Counter[str]:
     return out
 
 
+_WORD = re.compile(r"\w+")
+# IDE templates and licence headers are shared by unrelated files of one shop or tool.
+_TEMPLATE_COMMENT = re.compile(r"licen[sc]e|template|copyright|author|todo|fixme|generated|change this|spdx")
+
+
+def _comment_lines(tokens: CodeTokens) -> Counter[str]:
+    """Comment lines as lowercase words (3 words or more; templates and licence
+    headers left out): identifiers get renamed, comments are often kept."""
+    out: Counter[str] = Counter()
+    for text, *_ in tokens.comments:
+        for line in text.splitlines():
+            words = _WORD.findall(line.lower())
+            if len(words) >= 3:
+                joined = " ".join(words)
+                if not _TEMPLATE_COMMENT.search(joined):
+                    out[joined] += 1
+    return out
+
+
+def _comment_evidence(ref: Counter[str], query: Counter[str], p: CodeParams) -> float:
+    """Share of the registered file's comment lines found in the query, at full
+    weight once ``min_comment_words`` words are shared."""
+    shared = ref & query
+    words = sum(n * _tokens(line) for line, n in shared.items())
+    return _containment(ref, query) * min(1.0, words / p.min_comment_words)
+
+
+def _tokens(statement: str) -> int:
+    return statement.count(" ") + 1
+
+
 def _containment(ref: Counter[str], query: Counter[str]) -> float:
     total = sum(ref.values())
     return sum((ref & query).values()) / total if total else 0.0
+
+
+def _mass_containment(ref: Counter[str], query: Counter[str]) -> float:
+    """Share of the registered file's statement *tokens* found in the query: a
+    40-token statement is more evidence than ``i++``."""
+    total = sum(n * _tokens(s) for s, n in ref.items())
+    return sum(n * _tokens(s) for s, n in (ref & query).items()) / total if total else 0.0
 
 
 class CodeModality:
@@ -168,6 +261,7 @@ class CodeModality:
             return doc
         base_segs = set().union(*(b.segments for b in base))
         base_lits = set().union(*(b.literals for b in base))
+        base_comments = set().union(*(b.comments for b in base))
         hashes = doc.grams.hashes.copy()
         base_grams = np.unique(np.concatenate([b.grams.hashes for b in base]))
         hashes[np.isin(hashes, base_grams)] = np.uint64(0)     # 0: a k-gram no document has
@@ -176,6 +270,7 @@ class CodeModality:
             out.__dict__.pop(cached, None)
         out.segments = Counter({s: n for s, n in doc.segments.items() if s not in base_segs})
         out.literals = Counter({s: n for s, n in doc.literals.items() if s not in base_lits})
+        out.comments = Counter({s: n for s, n in doc.comments.items() if s not in base_comments})
         out.grams = KGrams(doc.grams.kind, doc.grams.k, hashes, doc.grams.tokens)
         return out
 
@@ -185,12 +280,15 @@ class CodeModality:
 
     def verify(self, query: CodeDoc, ref: CodeDoc, stats: CorpusStats | None = None) -> Match | None:
         p = self.params
-        s_seg = _containment(ref.segments, query.segments)
+        s_seg = _mass_containment(ref.segments, query.segments)
         use_lit = sum(ref.literals.values()) >= p.min_literals
         s_lit = _containment(ref.literals, query.literals) if use_lit else None
         score = s_seg if s_lit is None else (s_seg + s_lit) / 2
-        matched = sum(n * (seg.count(" ") + 1) for seg, n in (ref.segments & query.segments).items())
+        matched = sum(n * _tokens(seg) for seg, n in (ref.segments & query.segments).items())
         score *= min(1.0, matched / p.min_evidence_tokens)
+        s_com = _comment_evidence(ref.comments, query.comments, p) if ref.comments else None
+        if s_com:
+            score += (1.0 - score) * p.comment_weight * s_com
         raws = align(query.grams, ref.grams, gap=p.gap, min_tokens=p.min_tokens) if len(query.grams) and len(ref.grams) else []
         if score == 0 and not raws:
             return None
@@ -204,10 +302,11 @@ class CodeModality:
             modality="code", algorithm=ALGORITHM, score=score,
             verdict="copy" if score >= p.threshold else "below-threshold",
             coverage_registered=min(1.0, cov_r), coverage_query=min(1.0, cov_q),
-            signals={"statements": s_seg, "literals": s_lit},
+            signals={"statements": s_seg, "literals": s_lit, "comments": s_com},
             passages=passages, query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"shared_literals": shared[:200], "language": ref.language,
+                   "shared_comments": sorted((ref.comments & query.comments).elements())[:200],
                    # strength of evidence, independent of the case's base rate (docs/code-engine.md)
                    "likelihood_ratio": likelihood_ratio(score)},
         )
@@ -258,15 +357,19 @@ def _occurrence_matrix(bags: list[Counter[str]]) -> tuple[np.ndarray, np.ndarray
 
 def score_matrix(queries: list[CodeDoc], refs: list[CodeDoc], params: CodeParams) -> np.ndarray:
     """``S[i, j]`` = ``verify(queries[i], refs[j]).score``, for all pairs at once."""
-    def contain(attr: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def contain(attr: str, by_mass: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         x, lengths = _occurrence_matrix([getattr(d, attr) for d in queries + refs])
         xq, xr = x[:len(queries)], x[len(queries):]
-        inter = xq @ xr.T
         totals = xr.sum(axis=1)
-        mass = (xq * lengths[None, :]) @ xr.T          # matched tokens, for the evidence factor
-        return inter / np.maximum(totals, 1)[None, :], totals, mass
-    seg, _, mass = contain("segments")
-    lit, lit_totals, _ = contain("literals")
+        mass = (xq * lengths[None, :]) @ xr.T          # matched tokens
+        if by_mass:
+            return mass / np.maximum(xr @ lengths, 1)[None, :], totals, mass
+        return (xq @ xr.T) / np.maximum(totals, 1)[None, :], totals, mass
+    seg, _, mass = contain("segments", True)
+    lit, lit_totals, _ = contain("literals", False)
+    com, com_totals, com_words = contain("comments", False)
     use_lit = (lit_totals >= params.min_literals)[None, :]
     score = np.where(use_lit, (seg + lit) / 2, seg)
-    return score * np.minimum(1.0, mass / params.min_evidence_tokens)
+    score = score * np.minimum(1.0, mass / params.min_evidence_tokens)
+    com = np.where((com_totals > 0)[None, :], com * np.minimum(1.0, com_words / params.min_comment_words), 0.0)
+    return score + (1.0 - score) * params.comment_weight * com
