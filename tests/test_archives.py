@@ -161,8 +161,8 @@ def test_tar_links_devices_and_traversal_are_skipped(tmp_path):
 
 @pytest.mark.parametrize("name,data", [
     ("junk.zip", b"PK\x03\x04 this is not really a zip"),
-    ("junk.tar.gz", gzip.compress(b"not a tar header" * 10)),
-    ("trunc.tar.gz", gzip.compress(b"x" * 5000)[:40]),
+    ("junk.tar.gz", gzip.compress(b"not a tar header" * 10, mtime=0)),
+    ("trunc.tar.gz", gzip.compress(b"x" * 5000, mtime=0)[:40]),
     ("empty.jar", b""),
 ])
 def test_corrupt_archives_are_one_line_each(tmp_path, name, data):

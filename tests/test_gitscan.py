@@ -265,18 +265,18 @@ def test_large_blobs_are_skipped_unread_and_recorded(repo, ws, tmp_path):
 
 def test_binary_blobs_are_skipped_silently_but_utf16_text_is_checked(repo, ws):
     utf16 = SOIL.decode().encode("utf-16-le")                # no BOM: only the text modality knows
-    c1 = repo.commit({"logo.png": b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR" + bytes(range(256)) * 4,
+    c1 = repo.commit({"libfoo.so": b"\x7fELF\x02\x01\x01\0" + bytes(range(256)) * 4,
                       "notes-utf16.txt": utf16})
     skipped: list[SkippedBlob] = []
     got = history(repo, skipped=skipped)
     assert {f.path for f in got} == set()                    # the default sniff: both have NULs
-    assert sorted(s.path for s in skipped) == ["logo.png", "notes-utf16.txt"]
+    assert sorted(s.path for s in skipped) == ["libfoo.so", "notes-utf16.txt"]
     assert {s.reason for s in skipped} == {"binary"}
-    assert {f.path for f in history(repo, is_binary=None)} == {"logo.png", "notes-utf16.txt"}
+    assert {f.path for f in history(repo, is_binary=None)} == {"libfoo.so", "notes-utf16.txt"}
     skips: list[SkippedBlob] = []
     result = check_history(ws, repo.path, skipped=skips)
-    assert result.errors == []                               # the PNG is not an error
-    assert [s.path for s in skips] == ["logo.png"]
+    assert result.errors == []                               # the shared library is not an error
+    assert [s.path for s in skips] == ["libfoo.so"]
     assert [(m.extra["commit"], m.extra["path"]) for m in result.copies] == [(c1, "notes-utf16.txt")]
 
 

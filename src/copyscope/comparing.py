@@ -84,6 +84,8 @@ def compare(a: str | Path, b: str | Path, settings: Settings, modalities: dict[s
     result = Result("compare", {n: m.parameters() for n, m in sorted(modalities.items())})
     result.inputs += [_record("a", pa[1]), _record("b", pb[1])]
     m = _verify(pa[0], pa[1], pb[0], pb[1], None, settings.threshold)
+    if m is not None and hasattr(pa[0], "evidence_media"):
+        m = pa[0].evidence_media(m, pa[1], pb[1])
     if m is not None:
         result.matches.append(m)
     return result

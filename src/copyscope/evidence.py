@@ -49,6 +49,7 @@ class Result:
     matches: list[Match] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)   # one line per input that failed
     triaged: list[dict] = field(default_factory=list)  # generated / minified / vendored inputs
+    provenance: dict[str, dict] = field(default_factory=dict)  # work id → creation record and ledger history
 
     @property
     def copies(self) -> list[Match]:
@@ -73,6 +74,7 @@ class Result:
             "matches": matches,
             "errors": list(self.errors),
             **({"triaged": sorted(self.triaged, key=lambda t: t["path"])} if self.triaged else {}),
+            **({"provenance": {k: self.provenance[k] for k in sorted(self.provenance)}} if self.provenance else {}),
         }
 
 

@@ -83,7 +83,7 @@ def print_check_table(console: Console, result: Result, *, passages: bool = True
         w = m.work
         table.add_row(escape(m.query_path), w.work_id if w else "-", escape(w.title) if w else escape(m.registered_path),
                       escape(w.owner) if w else "-", escape(w.license) if w else "-", f"{m.score:.3f}",
-                      f"{m.coverage_registered:.0%} of work", str(len(m.passages)))
+                      f"{m.coverage_registered:.0%} of work", _evidence_count(m))
     console.print(table)
     print_by_work(console, matches)
     if passages:
@@ -109,7 +109,41 @@ def print_by_work(console: Console, matches: list[Match]) -> None:
     console.print(table)
 
 
+def _evidence_count(m: Match) -> str:
+    image = m.extra.get("image")
+    return f"{image['inliers']} keypoints" if image else str(len(m.passages))
+
+
+def print_image_evidence(console: Console, m: Match) -> None:
+    """What was done to the image, in words a reader can check against the report."""
+    e = m.extra["image"]
+    label = m.work.work_id if m.work else m.registered_path
+    console.print(f"\n[bold]{escape(m.query_path)}[/] ↔ [bold]{escape(label)}[/] (score {m.score:.3f}, "
+                  f"{e['inliers']} matched keypoints, photometric agreement {e['photometric_agreement']:.0%}, "
+                  f"hash distance {e['hash_distance']}/64)")
+    t = e.get("transform")
+    if not t:
+        console.print("  no geometric alignment: matched on the global hash only (blur, re-draw or re-encode)")
+        return
+    x0, y0, x1, y1 = t["crop_box"]
+    parts = [f"shows region ({x0},{y0})-({x1},{y1}) of the original ({t['registered_covered']:.0%} of it)",
+             f"at scale {t['scale']:.2f}"]
+    if abs(t["rotation_degrees"]) >= 1:
+        parts.append(f"rotated {t['rotation_degrees']:.1f}°")
+    if t["mirrored"]:
+        parts.append("mirrored")
+    if t["query_covered"] < 0.9:
+        parts.append(f"the original fills {t['query_covered']:.0%} of the query (padding, inset or screenshot)")
+    console.print("  " + ", ".join(parts))
+    if e["altered_regions"]:
+        console.print(f"  {len(e['altered_regions'])} altered block(s) inside the matched region "
+                      "(overlays, removed marks or retouching; see the report's difference overlay)")
+
+
 def print_passages(console: Console, m: Match, limit: int = 20) -> None:
+    if "image" in m.extra:
+        print_image_evidence(console, m)
+        return
     label = m.work.work_id if m.work else m.registered_path
     console.print(f"\n[bold]{escape(m.query_path)}[/] ↔ [bold]{escape(label)}[/] "
                   f"(score {m.score:.3f}, {len(m.passages)} passage(s))")

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from copyscope.errors import CopyscopeError, InputError, WorkspaceError
+from copyscope.errors import CopyscopeError, InputError, StorageError, WorkspaceError
 from copyscope.code.triage import triage_reason
 from copyscope.evidence import InputRecord, Result
 from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
@@ -31,7 +31,7 @@ from copyscope.plugins import Fingerprints, Modality, fingerprint, load_modaliti
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import CachedStats
-from copyscope.storage.blobs import BlobStore
+from copyscope.storage.blobs import BlobStore, FeatureStore
 from copyscope.ledger.entries import content_of
 from copyscope.licenses import detect_license
 from copyscope.ledger.service import Ledger, WorkClaim, directory_content, write_json
@@ -96,6 +96,9 @@ class Workspace:
         self.engine = make_engine(settings.database_url)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
+        # Modalities whose analysis is costly (images) keep it next to the blobs.
+        self.features = {name: FeatureStore(self.home / "features" / name)
+                         for name, m in self.modalities.items() if hasattr(m, "dumps")}
         self.ledger = Ledger(self.engine, self.home,
                              settings.passphrase.encode() if settings.passphrase else None, lock=self._lock)
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
@@ -231,6 +234,8 @@ class Workspace:
         by_modality: dict[str, list[DocKeys]] = {}
         for sha, (art, modality, fp) in fresh.items():
             self.blobs.put(sha, art.data, sync=False)
+            if modality.name in self.features:
+                self.features[modality.name].put(sha, modality.dumps(fp), sync=False)
             new_artifacts.append(NewArtifact(sha, art.size, getattr(fp, "media_type", art.media_type),
                                              modality.name, getattr(getattr(fp, "decoded", None),
                                                                     "encoding", None)))
@@ -318,7 +323,10 @@ class Workspace:
                     if p.name not in live:
                         p.unlink(missing_ok=True)
                         removed_segments += 1
-            removed_blobs = self.blobs.collect(self.registry.referenced_blobs())
+            referenced = self.registry.referenced_blobs()
+            removed_blobs = self.blobs.collect(referenced)
+            for store in self.features.values():
+                removed_blobs += store.collect(referenced)
         return {"segments": removed_segments, "blobs": removed_blobs}
 
     # -- check -------------------------------------------------------------------
@@ -362,8 +370,39 @@ class Workspace:
                                                    path=match.registered_path))
             progress.advance(1)
         archives.close()
+        result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
         progress.stop()
         return result
+
+    def _provenance(self, work_ids: list[str], limit: int = 200) -> dict[str, dict]:
+        """How each matched work came to be, for the evidence: its creation record
+        (prompts, parameters, drafts with times) and what the ledger witnessed
+        (registration, drafts logged as they were made), each entry with its
+        ledger index so its receipt can be exported and verified offline."""
+        import json as _json  # noqa: PLC0415
+        out: dict[str, dict] = {}
+        for wid in work_ids[:limit]:
+            record, record_sha = self.registry.work_record(wid)
+            try:
+                receipts = self.ledger.receipts_for(wid)
+            except CopyscopeError:
+                receipts = []
+            history = []
+            for rc in receipts:
+                try:
+                    body = _json.loads(rc["entry"])["body"]
+                except (KeyError, TypeError, ValueError):
+                    continue
+                content = body.get("content") or {}
+                history.append({k: v for k, v in (
+                    ("index", rc.get("index")), ("kind", body.get("kind")), ("time", body.get("time")),
+                    ("sha256", content.get("sha256")), ("media_type", content.get("media_type")),
+                    ("note", body.get("note"))) if v is not None})
+            if record is None and len(history) <= 1:
+                out[wid] = {"ledger": history}
+            else:
+                out[wid] = {"record_sha256": record_sha, "record": record, "ledger": history}
+        return out
 
     def _base_fingerprints(self, base: Sequence[str | Path]) -> dict[str, list[Fingerprints]]:
         out: dict[str, list[Fingerprints]] = {}
@@ -379,8 +418,9 @@ class Workspace:
                   reader: IndexReader) -> Iterator[tuple[Match, Fingerprints]]:
         params = modality.parameters()
         max_df = max(100, int(0.02 * reader.n_docs))
-        cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3),
-                                  max_df=max_df, limit=self.settings.candidate_limit)
+        cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3), max_df=max_df,
+                                  limit=min(self.settings.candidate_limit,
+                                            int(params.get("candidate_limit", self.settings.candidate_limit))))
         # A modality whose score is a containment (code) can drop candidates whose
         # indexed keys are barely present before paying for re-analysis.
         keep = cands.containment >= float(params.get("min_candidate_containment", 0.0))
@@ -405,6 +445,8 @@ class Workspace:
             match = modality.verify(fp, ref, stats)
             if match is None or match.score < threshold:
                 continue
+            if hasattr(modality, "evidence_media"):
+                match = modality.evidence_media(match, fp, ref)
             for work in works.get(doc_id, []):
                 yield replace(match, work=work, registered_path=work.path, verdict="copy"), ref
 
@@ -430,7 +472,15 @@ class Workspace:
         if cached is not None:
             self._ref_cache.move_to_end(sha256)
             return cached
-        fp = modality.fingerprint(Artifact(self.blobs.get(sha256), origin=origin, sha256=sha256))
+        art = Artifact(self.blobs.get(sha256), origin=origin, sha256=sha256)
+        fp = None
+        if modality.name in self.features:
+            try:
+                fp = modality.loads(self.features[modality.name].get(sha256), art)
+            except (StorageError, ValueError, KeyError, OSError):
+                fp = None                 # missing or damaged: analyse the blob again
+        if fp is None:
+            fp = modality.fingerprint(art)
         self._ref_cache[sha256] = fp
         if len(self._ref_cache) > 256:
             self._ref_cache.popitem(last=False)

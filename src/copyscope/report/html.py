@@ -9,15 +9,27 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 import jinja2
 
-__all__ = ["MAX_CONTEXT_CHARS", "MAX_PASSAGE_CHARS", "render_html", "segments"]
+__all__ = ["MAX_CONTEXT_CHARS", "MAX_IMAGE_LINES", "MAX_PASSAGE_CHARS", "render_html", "segments"]
 
 MAX_PASSAGE_CHARS = 20_000  # passage text rendered per side; the rest is noted as truncated
 MAX_CONTEXT_CHARS = 2_000  # before/after context is "up to 150 chars"; cap hostile bundles
 _VERDICT_CLASS = {"copy": "v-copy", "below-threshold": "v-below"}
+
+# Image evidence (an SVG figure per image match; see _image()).
+MAX_IMAGE_LINES = 200  # keypoint match lines drawn per match
+MAX_ALTERED = 400  # difference boxes drawn per match (the image plugin keeps at most 400)
+MAX_DATA_URI_CHARS = 8_000_000  # the plugin embeds ~480 px JPEGs (tens of KB); refuse absurd ones
+MAX_IMAGE_SIDE = 1_000_000  # original pixel sizes beyond this are not believed
+_DISPLAY_H = 360  # common display height of the two panels (CSS px)
+_MAX_PANEL_W = 600  # ... unless that makes a panel wider than this
+_GAP = 28  # between the panels
+_LABEL_H = 20  # room above the panels for their labels
+_DATA_URI = re.compile(r"data:image/(?:jpeg|png);base64,[A-Za-z0-9+/]+={0,2}")
 
 
 def segments(text: str, matched: Any) -> list[tuple[str, bool]]:
@@ -58,7 +70,12 @@ def segments(text: str, matched: Any) -> list[tuple[str, bool]]:
 
 
 def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    if not isinstance(x, (int, float)) or isinstance(x, bool):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float: not a number we can show
+        return False
 
 
 def _num(x: Any) -> str:
@@ -133,6 +150,179 @@ def _side(side: Any, path: str) -> dict:
     }
 
 
+def _f(x: Any) -> float | None:
+    """A finite number of sane size as a float, else None (hostile bundles carry NaN,
+    strings, huge ints; 1e300 would overflow the arithmetic done on coordinates)."""
+    return float(x) if _is_num(x) and abs(x) <= 1e12 else None
+
+
+def _c(x: float) -> str:
+    """An SVG coordinate: at most 2 decimals, never "-0" or an exponent."""
+    out = f"{x:.2f}".rstrip("0").rstrip(".")
+    return "0" if out in ("-0", "") else out
+
+
+def _clamp(x: float, lo: float, hi: float) -> float:
+    return max(lo, min(hi, x))
+
+
+def _nums(x: Any, n: int) -> list[float] | None:
+    """``x`` as exactly ``n`` finite numbers, else None."""
+    if not isinstance(x, (list, tuple)) or len(x) != n:
+        return None
+    out = [_f(v) for v in x]
+    return None if any(v is None for v in out) else out  # type: ignore[return-value]
+
+
+def _data_uri(x: Any) -> str | None:
+    """A base64 JPEG/PNG data URI, or None: anything else (javascript:, http:, SVG, stray
+    characters) is dropped, so only inert pixels ever reach an href."""
+    if isinstance(x, str) and len(x) <= MAX_DATA_URI_CHARS and _DATA_URI.fullmatch(x):
+        return x
+    return None
+
+
+def _size(x: Any) -> tuple[float, float] | None:
+    wh = _nums(x, 2)
+    if wh is None or not all(1 <= v <= MAX_IMAGE_SIDE for v in wh):
+        return None
+    return wh[0], wh[1]
+
+
+def _deg(x: float) -> str:
+    return f"{_num(round(x, 2))}°"
+
+
+def _image(ev: Any, cov: dict) -> dict:
+    """Template variables for one image match's visual evidence.
+
+    Every number is checked (finite, in range) and every data URI validated before it
+    reaches the template; coordinates are formatted here, so the template only places
+    them. Overlays are drawn in each image's ORIGINAL pixel coordinates: each panel is a
+    nested ``<svg>`` whose viewBox is ``0 0 width height``. Match lines join the two
+    panels, so they are computed in the outer figure's display coordinates.
+    """
+    ev = _d(ev)
+    media = _d(ev.get("media"))
+    uri_q, uri_r = _data_uri(media.get("query")), _data_uri(media.get("registered"))
+    size_q, size_r = _size(ev.get("query_size")), _size(ev.get("registered_size"))
+    raw_t = ev.get("transform")
+    t = raw_t if isinstance(raw_t, dict) else None
+
+    # keypoint pairs [qx, qy, rx, ry]; malformed ones are dropped
+    kps = [k for k in (_nums(k, 4) for k in _l(ev.get("keypoints"))) if k is not None]
+    # difference boxes [x, y, w, h] in registered original pixels
+    alts = [a for a in (_nums(a, 4) for a in _l(ev.get("altered_regions"))[:MAX_ALTERED])
+            if a is not None and a[2] > 0 and a[3] > 0]
+    quad_pts = None
+    if t and isinstance(t.get("query_quad_on_registered"), list):
+        pts = [_nums(p, 2) for p in t["query_quad_on_registered"]]
+        if len(pts) == 4 and all(p is not None for p in pts):
+            quad_pts = pts
+
+    fig = None
+    if size_q and size_r:
+        def panel(size: tuple[float, float], x: float, uri: str | None) -> dict:
+            w, h = size
+            s = min(_DISPLAY_H / h, _MAX_PANEL_W / w)
+            return {"x": x, "y": _LABEL_H, "w": w * s, "h": h * s, "s": s, "vw": w, "vh": h, "uri": uri}
+
+        pq = panel(size_q, 0.0, uri_q)
+        pr = panel(size_r, pq["w"] + _GAP, uri_r)
+        (qw, qh), (rw, rh) = size_q, size_r
+        lines = []
+        for n, (qx, qy, rx, ry) in enumerate(kps[:MAX_IMAGE_LINES]):
+            lines.append((n % 4,) + tuple(_c(v) for v in (
+                pq["x"] + _clamp(qx, 0, qw) * pq["s"], pq["y"] + _clamp(qy, 0, qh) * pq["s"],
+                pr["x"] + _clamp(rx, 0, rw) * pr["s"], pr["y"] + _clamp(ry, 0, rh) * pr["s"])))
+        rects = []
+        for x, y, w, h in alts:
+            x0, y0 = _clamp(x, 0, rw), _clamp(y, 0, rh)
+            x1, y1 = _clamp(x + w, 0, rw), _clamp(y + h, 0, rh)
+            if x1 > x0 and y1 > y0:
+                rects.append(tuple(_c(v) for v in (x0, y0, x1 - x0, y1 - y0)))
+        polygon = None
+        if quad_pts:  # may reach outside the original (the copy shows more); the panel clips it
+            polygon = " ".join(f"{_c(_clamp(x, -4 * rw, 5 * rw))},{_c(_clamp(y, -4 * rh, 5 * rh))}"
+                               for x, y in quad_pts)
+        for p in (pq, pr):
+            p["note_x"], p["note_y"] = _c(p["x"] + 8), _c(p["y"] + 18)  # "not embedded" caption
+            for k in ("x", "y", "w", "h", "vw", "vh"):
+                p[k] = _c(p[k])
+        fig = {
+            "w": _c(float(pr["x"]) + float(pr["w"])),
+            "h": _c(_LABEL_H + max(float(pq["h"]), float(pr["h"]))),
+            "q": pq, "r": pr, "lines": lines, "rects": rects, "polygon": polygon,
+        }
+
+    # the transformation in words
+    rows: list[tuple[str, str]] = []
+    ins, tent = ev.get("inliers"), ev.get("tentative_matches")
+    if t:
+        box = _nums(t.get("crop_box"), 4)
+        if box:
+            x0, y0, x1, y1 = box
+            where = f"x {_int(_iv(x0))}–{_int(_iv(x1))}, y {_int(_iv(y0))}–{_int(_iv(y1))}"
+            dims = f"{_int(_iv(x1 - x0))} × {_int(_iv(y1 - y0))} px"
+            if size_r:
+                dims += f" of the original's {_int(_iv(size_r[0]))} × {_int(_iv(size_r[1]))} px"
+            rows.append(("Region of the original shown", f"{where} ({dims})"))
+        sc = _f(t.get("scale"))
+        if sc is not None:
+            rows.append(("Scale", f"{_num(sc)} (the copy is {_pct(sc)} of the original's size)"))
+        rot = _f(t.get("rotation_degrees"))
+        if rot is not None:
+            rows.append(("Rotation", "none" if abs(rot) < 0.005 else _deg(rot)))
+        mir = t.get("mirrored")
+        if isinstance(mir, bool):
+            rows.append(("Mirrored", "yes (the copy is flipped left–right)" if mir else "no"))
+    cr = _f(t.get("registered_covered")) if t else None
+    cq = _f(t.get("query_covered")) if t else None
+    cr = cr if cr is not None else _f(cov.get("registered"))
+    cq = cq if cq is not None else _f(cov.get("query"))
+    if cr is not None or cq is not None:
+        rows.append(("Coverage", f"original {_pct(cr)} · query {_pct(cq)}"))
+    if _is_num(ins):
+        kp = f"{_int(_iv(ins))}"
+        if _is_num(tent):
+            kp += f" of {_int(_iv(tent))} tentative matches agree on one transformation"
+        rows.append(("Matched keypoints", kp))
+    agr, blocks = _f(ev.get("photometric_agreement")), ev.get("compared_blocks")
+    if agr is not None:
+        val = _pct(agr)
+        if _is_num(blocks):
+            val += f" of {_int(_iv(blocks))} compared blocks agree"
+        rows.append(("Photometric agreement", val))
+    if alts or t:
+        rows.append(("Areas that differ", f"{len(alts):,} block{'s' if len(alts) != 1 else ''}"))
+    hd = _f(ev.get("hash_distance"))
+    if hd is not None:
+        rows.append(("Hash distance", f"{_int(_iv(hd))} of 64 bits differ (0: identical; 8 or fewer: near-identical)"))
+    hom = _l(ev.get("homography"))
+    mat = [_nums(r, 3) for r in hom] if len(hom) == 3 else []
+    if mat and all(r is not None for r in mat):
+        rows.append(("Homography (query → original pixels)",
+                     " / ".join(" ".join(_num(v) for v in r) for r in mat)))  # type: ignore[union-attr]
+
+    return {
+        "recorded": bool(ev),
+        "transform": t is not None,
+        "embedded": bool(uri_q and uri_r),
+        "missing_media": [name for name, uri in (("query", uri_q), ("registered", uri_r)) if not uri],
+        "fig": fig,
+        "lines_total": len(kps),
+        "lines_shown": min(len(kps), MAX_IMAGE_LINES) if fig else 0,
+        "n_rects": len(fig["rects"]) if fig else 0,
+        "has_polygon": bool(fig and fig["polygon"]),
+        "rows": rows,
+    }
+
+
+def _iv(x: float) -> int | float:
+    """Whole numbers as ints (thousands separators); others keep their decimals."""
+    return int(round(x)) if abs(x - round(x)) < 1e-9 else x
+
+
 def _match(m: Any, index: int) -> dict:
     m = _d(m)
     q, r, cov = _d(m.get("query")), _d(m.get("registered")), _d(m.get("coverage"))
@@ -140,13 +330,17 @@ def _match(m: Any, index: int) -> dict:
     passages = [p for p in _l(m.get("passages")) if isinstance(p, dict)]
     verdict = _s(m.get("verdict")) or "—"
     extra = _d(m.get("extra"))
+    modality = _s(m.get("modality"))
+    image = (_image(extra.get("image"), cov)
+             if modality == "image" or isinstance(extra.get("image"), dict) else None)
     return {
         "anchor": f"match-{index}",
         "index": index,
         "query": {k: _s(q.get(k)) for k in ("path", "sha256")},
         "reg": {k: _s(r.get(k)) for k in
                 ("path", "sha256", "work_id", "title", "owner", "license")},
-        "modality": _s(m.get("modality")),
+        "modality": modality,
+        "image": image,
         "score": _num(m.get("score")),
         "bar": _bar(m.get("score")),
         "verdict": verdict,
@@ -181,6 +375,7 @@ def render_html(bundle: dict, *, generated_at: str | None = None) -> str:
     env.filters.update(num=_num, pct=_pct, int_=_int)
     inputs = [i for i in _l(bundle.get("inputs")) if isinstance(i, dict)]
     tool = _d(bundle.get("tool"))
+    matches = [_match(m, n) for n, m in enumerate(_l(bundle.get("matches")), 1)]
     return env.get_template("report.html.j2").render(
         schema=_s(bundle.get("schema")),
         tool_name=_s(tool.get("name")) or "copyscope",
@@ -192,5 +387,9 @@ def render_html(bundle: dict, *, generated_at: str | None = None) -> str:
                 | {"size": _int(i.get("size")) if i.get("size") is not None else "—"}
                 for i in inputs],
         parameters=_flatten(_d(bundle.get("parameters"))),
-        matches=[_match(m, n) for n, m in enumerate(_l(bundle.get("matches")), 1)],
+        matches=matches,
+        has_image=any(m["image"] is not None for m in matches),
+        # embedded pictures need img-src data: in the CSP; text-only reports keep the stricter policy
+        has_media=any(m["image"] is not None and m["image"]["fig"] is not None and
+                      (m["image"]["fig"]["q"]["uri"] or m["image"]["fig"]["r"]["uri"]) for m in matches),
     )

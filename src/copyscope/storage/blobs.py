@@ -79,3 +79,23 @@ class BlobStore:
                 p.unlink(missing_ok=True)
                 removed += 1
         return removed
+
+
+class FeatureStore(BlobStore):
+    """Derived data per artifact (an image's keypoints and descriptors), so a check
+    never re-decodes registered files: ``features/<modality>/ab/<sha256>``.
+
+    Each file starts with the SHA-256 of its payload. A missing or damaged file is
+    not an error: the caller re-analyses the registered blob instead."""
+
+    def put(self, sha256: str, data: bytes, *, sync: bool = True) -> None:
+        super().put(sha256, hashlib.sha256(data).digest() + data, sync=sync)
+
+    def get(self, sha256: str) -> bytes:
+        try:
+            raw = self.path(sha256).read_bytes()
+        except OSError:
+            raise StorageError(f"features for {sha256[:12]}… are missing") from None
+        if len(raw) < 32 or hashlib.sha256(raw[32:]).digest() != raw[:32]:
+            raise StorageError(f"features for {sha256[:12]}… are damaged")
+        return raw[32:]

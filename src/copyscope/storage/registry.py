@@ -155,6 +155,13 @@ class SqlRegistry:
             q = q.limit(limit)
         return [WorkInfo(r.work_id, r.title, r.owner, r.license, r.root_path) for r in self._read(q)]
 
+    def work_record(self, work_id: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The creation record a work was registered with, and its SHA-256."""
+        rows = self._read(sa.select(t.works.c.record_json, t.works.c.record_sha256).where(t.works.c.work_id == work_id))
+        if not rows or rows[0].record_json is None:
+            return None, None
+        return json.loads(rows[0].record_json), rows[0].record_sha256
+
     def work_count(self) -> int:
         return int(self._read(sa.select(sa.func.count()).select_from(t.works))[0][0])
 

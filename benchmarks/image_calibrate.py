@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""Fit the image score (a logistic model on the verification's features) on a
+benchmark built with ANOTHER seed than the one figures are reported on.
+
+    /tmp/img-venv/bin/python ../shared/bench/image/make_bench.py --src /tmp/copyscope-corpus/src \\
+        --split public --seed 11 --out /tmp/copyscope-imgbench-seed11
+    python benchmarks/image_calibrate.py --bench /tmp/copyscope-imgbench-seed11 --write
+
+Every reference is registered in a fresh workspace; every query is checked with
+threshold 0, so each verified candidate yields (inliers, photometric agreement,
+hash distance) and a label (is it the query's true source?). The model
+``σ(w·f + b)`` (features in ``copyscope.image.calibration.features``) is fitted
+by L2-regularised logistic regression (Newton's method) and written to
+``src/copyscope/image/calibration-v1.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "src/copyscope/image/calibration-v1.json"
+sys.path.insert(0, str(REPO / "src"))
+from copyscope.image.calibration import features  # noqa: E402
+
+
+def collect(bench: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    exe = str(Path(sys.executable).with_name("copyscope"))
+    gt = {}
+    with open(bench / "gt.csv") as fh:
+        for row in csv.DictReader(fh):
+            gt[Path(row["query_id"]).stem] = Path(row["reference_id"]).stem if row["reference_id"] else None
+    refs = sorted(str(p) for p in (bench / "refs").iterdir())
+    queries = sorted(str(p) for p in (bench / "queries").iterdir())
+    with tempfile.TemporaryDirectory(prefix="cs-imgcal-") as home:
+        base = [exe, "--home", home, "--quiet"]
+        subprocess.run(base + ["init"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(base + ["register", "--each", "--owner", "bench", *refs], stdout=subprocess.DEVNULL)
+        out = subprocess.run(base + ["--json", "check", "--threshold", "0", *queries],
+                             capture_output=True, text=True).stdout
+    X, y, kinds = [], [], []
+    for m in json.loads(out)["matches"]:
+        q = Path(m["query"]["path"]).stem
+        r = Path(m["registered"]["path"]).stem
+        s = m["signals"]
+        X.append(features(int(s["inliers"]), float(s["photometric"]), int(s["hash_distance"])))
+        y.append(1.0 if gt.get(q) == r else 0.0)
+        kinds.append(q)
+    return np.array(X), np.array(y), kinds
+
+
+def fit(X: np.ndarray, y: np.ndarray, l2: float = 1e-2, iters: int = 50) -> tuple[np.ndarray, float]:
+    A = np.hstack([X, np.ones((X.shape[0], 1))])
+    w = np.zeros(A.shape[1])
+    for _ in range(iters):
+        p = 1 / (1 + np.exp(-np.clip(A @ w, -40, 40)))
+        grad = A.T @ (p - y) + l2 * np.r_[w[:-1], 0]
+        H = (A * (p * (1 - p))[:, None]).T @ A + l2 * np.diag(np.r_[np.ones(len(w) - 1), 0])
+        step = np.linalg.solve(H + 1e-9 * np.eye(len(w)), grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return w[:-1], float(w[-1])
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bench", default="/tmp/copyscope-imgbench-seed11")
+    ap.add_argument("--write", action="store_true")
+    args = ap.parse_args()
+    X, y, _ = collect(Path(args.bench))
+    print(f"{len(y)} verified candidates, {int(y.sum())} true sources")
+    w, b = fit(X, y)
+    p = 1 / (1 + np.exp(-(X @ w + b)))
+    print("weights", np.round(w, 3).tolist(), "bias", round(b, 3))
+    print(f"log loss {float(-np.mean(y * np.log(p + 1e-12) + (1 - y) * np.log(1 - p + 1e-12))):.4f}")
+    for t in (0.3, 0.5, 0.7, 0.9):
+        sel = p >= t
+        prec = y[sel].mean() if sel.any() else float("nan")
+        print(f"  p ≥ {t}: {int(sel.sum())} candidates, precision {prec:.3f}, recall {y[sel].sum() / max(1, y.sum()):.3f}")
+    if args.write:
+        OUT.write_text(json.dumps({
+            "fitted_on": f"{Path(args.bench).name}: {len(y)} verified candidates, {int(y.sum())} true sources",
+            "features": ["log1p(inliers)", "photometric agreement", "log1p(inliers) * agreement",
+                         "1 - hash distance / 32"],
+            "weights": [round(float(v), 5) for v in w], "bias": round(b, 5)}, indent=1) + "\n")
+        print(f"wrote {OUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""What an image is reduced to: global hashes for candidates, local features for
+the decision and the evidence, and a small thumbnail for the photometric check.
+
+* **Global hashes** (64-bit, DCT of a 32×32 grey thumbnail) of the full image
+  and of a centre crop. They are **mirror-invariant**: a horizontal mirror flips
+  the sign of every DCT coefficient with an odd horizontal frequency, so only
+  even horizontal frequencies are used, and the signs are taken against the
+  median. A flipped repost hashes like its original.
+* **Local features**: ORB keypoints and 256-bit descriptors on the image scaled
+  to 512 pixels, strongest first. They survive crops, padding, insets, overlays
+  and rotation, and give the matched keypoints a court exhibit shows.
+* **Index keys**: four 16-bit bands of each global hash (a Hamming distance of
+  3 or less always shares a band), and locality-sensitive keys of the strongest
+  descriptors (20 sampled bits, two tables), so a candidate search is a lookup in
+  the workspace's inverted index, linear in the query's keys, not in images.
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+N_FEATURES = 500             # ORB keypoints per image
+N_STORED = 300               # kept for verification (strongest first)
+N_INDEXED = 96               # descriptors that get index keys at registration
+THUMB_SIDE = 128             # grey thumbnail for the photometric check
+LSH_BITS = 20
+LSH_TABLES = 2
+
+_SALT_HASH = np.uint64(0x4948_0000_0000_0000)
+_SALT_LSH = np.uint64(0x4C53_0000_0000_0000)
+
+
+def _cv2():  # noqa: ANN202
+    import cv2  # noqa: PLC0415
+    cv2.setNumThreads(1)
+    return cv2
+
+
+@functools.cache
+def _dct_matrix(n: int = 32) -> np.ndarray:
+    k = np.arange(n)
+    m = np.cos(np.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n)) * np.sqrt(2.0 / n)
+    m[0] /= np.sqrt(2.0)
+    return m
+
+
+# 64 coefficients: vertical frequencies 1..8, even horizontal frequencies 0..14 (skip DC)
+_ROWS, _COLS = np.meshgrid(np.arange(0, 8), np.arange(0, 16, 2), indexing="ij")
+_SEL = (_ROWS.ravel() + 1, _COLS.ravel())
+
+
+def dct_hash(gray32: np.ndarray) -> int:
+    """Mirror-invariant 64-bit perceptual hash of a 32×32 grey image."""
+    d = _dct_matrix()
+    coeffs = d @ gray32.astype(np.float64) @ d.T
+    sel = coeffs[_SEL]
+    bits = (sel > np.median(sel)).astype(np.uint8)
+    return int(np.packbits(bits).view(">u8")[0])
+
+
+def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    x = np.bitwise_xor(a, b)
+    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
+
+
+def global_hashes(gray: np.ndarray) -> np.ndarray:
+    """Hashes of the full image and its centre 70 %: crops keep one of them close."""
+    cv2 = _cv2()
+    h, w = gray.shape
+    views = [gray]
+    dy, dx = int(h * 0.15), int(w * 0.15)
+    if min(h - 2 * dy, w - 2 * dx) >= 16:
+        views.append(gray[dy:h - dy, dx:w - dx])
+    out = [dct_hash(cv2.resize(v, (32, 32), interpolation=cv2.INTER_AREA)) for v in views]
+    return np.array(out, dtype=np.uint64)
+
+
+def orb(gray: np.ndarray, n: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
+    """Keypoints (N×2 float32, x/y) and descriptors (N×32 uint8), strongest first."""
+    cv2 = _cv2()
+    det = cv2.ORB_create(nfeatures=n, scaleFactor=1.2, nlevels=8, edgeThreshold=15, patchSize=31,
+                         fastThreshold=10)
+    kps, desc = det.detectAndCompute(gray, None)
+    if desc is None or not kps:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+    order = np.argsort([-k.response for k in kps], kind="stable")
+    pts = np.array([kps[i].pt for i in order], dtype=np.float32)
+    return pts, desc[order]
+
+
+@functools.cache
+def _lsh_bits() -> np.ndarray:
+    rng = np.random.default_rng(20261121)                  # fixed: keys must never change
+    return np.stack([rng.choice(256, LSH_BITS, replace=False) for _ in range(LSH_TABLES)])
+
+
+def lsh_keys(desc: np.ndarray) -> np.ndarray:
+    if desc.shape[0] == 0:
+        return np.zeros(0, np.uint64)
+    bits = np.unpackbits(desc, axis=1)                     # N × 256
+    weights = (1 << np.arange(LSH_BITS, dtype=np.uint64))
+    out = []
+    for t, sel in enumerate(_lsh_bits()):
+        code = (bits[:, sel].astype(np.uint64) * weights).sum(axis=1)
+        out.append(code | (np.uint64(t + 1) << np.uint64(40)) | _SALT_LSH)
+    return np.concatenate(out)
+
+
+def hash_keys(hashes: np.ndarray) -> np.ndarray:
+    out = []
+    for band in range(4):
+        part = (hashes >> np.uint64(16 * band)) & np.uint64(0xFFFF)
+        out.append(part | (np.uint64(band + 1) << np.uint64(40)) | _SALT_HASH)
+    return np.concatenate(out) if out else np.zeros(0, np.uint64)
+
+
+def thumbnail(gray: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
+    cv2 = _cv2()
+    h, w = gray.shape
+    s = side / max(h, w)
+    if s >= 1:
+        return gray.copy()
+    return cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,245 @@
+"""The image modality: JPEG, PNG, WebP, GIF (first frame), TIFF, BMP, and HEIC/AVIF
+when pillow-heif is installed.
+
+Pipeline (docs/image-engine.md): safe decode → global mirror-invariant hashes and
+ORB features → index keys (hash bands + descriptor LSH) → candidates from the
+workspace's inverted index → RANSAC homography on the original and the mirrored
+query → photometric block check → a calibrated score with the transformation
+and the matched keypoints as evidence.
+"""
+from __future__ import annotations
+
+import functools
+import io
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from copyscope.errors import InputError
+from copyscope.image import features as F
+from copyscope.image.calibration import score_of
+from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
+from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric
+from copyscope.model import Artifact, Match
+from copyscope.stats import CorpusStats
+
+ALGORITHM = "image.orb-dct/v1"
+EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
+              ".heic", ".heif", ".avif")
+_FORMAT_VERSION = 1
+MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
+
+
+@dataclass(frozen=True)
+class ImageParams:
+    threshold: float = 0.5
+    max_pixels: int = 64_000_000
+    candidate_limit: int = 8            # per ranking (hits, containment): at most 16 verified
+    common_df: int = 3
+
+
+class ImageDoc:
+    """One analysed image (the image plugin's Fingerprints)."""
+
+    modality = "image"
+
+    def __init__(self, artifact: Artifact, *, width: int, height: int, fmt: str, an_size: tuple[int, int],
+                 pts: np.ndarray, desc: np.ndarray, hashes: np.ndarray, thumb: np.ndarray,
+                 gray: np.ndarray | None = None, notes: tuple[str, ...] = ()) -> None:
+        self.artifact = artifact
+        self.width, self.height, self.format = width, height, fmt
+        self.an_size = an_size
+        self.pts, self.desc, self.hashes, self.thumb = pts, desc, hashes, thumb
+        self._gray = gray                      # kept for queries (mirrored features), not stored
+        self.notes = notes
+
+    @classmethod
+    def analyse(cls, artifact: Artifact, params: ImageParams) -> "ImageDoc":
+        import cv2  # noqa: PLC0415
+        d = decode(artifact.data, artifact.origin, side=ANALYSIS_SIDE, max_pixels=params.max_pixels)
+        if min(d.width, d.height) < MIN_SIDE:
+            raise InputError(f"{artifact.origin}: image too small to match reliably ({d.width}×{d.height} "
+                             f"pixels; at least {MIN_SIDE} on each side)")
+        gray = cv2.cvtColor(d.rgb, cv2.COLOR_RGB2GRAY)
+        if max(gray.shape) < ANALYSIS_SIDE // 2:
+            # Small images are enlarged for analysis: keypoint detectors need room.
+            k = (ANALYSIS_SIDE // 2) / max(gray.shape)
+            gray = cv2.resize(gray, (round(gray.shape[1] * k), round(gray.shape[0] * k)),
+                              interpolation=cv2.INTER_CUBIC)
+        pts, desc = F.orb(gray)
+        return cls(artifact, width=d.width, height=d.height, fmt=d.format,
+                   an_size=(gray.shape[1], gray.shape[0]), pts=pts[:F.N_STORED], desc=desc[:F.N_STORED],
+                   hashes=F.global_hashes(gray), thumb=F.thumbnail(gray), gray=gray, notes=d.notes)
+
+    # -- Fingerprints protocol ---------------------------------------------------
+    @property
+    def media_type(self) -> str:
+        return {"jpeg": "image/jpeg", "png": "image/png", "gif": "image/gif", "bmp": "image/bmp",
+                "tiff": "image/tiff", "webp": "image/webp", "heic": "image/heic", "avif": "image/avif"
+                }.get(self.format, "application/octet-stream")
+
+    @functools.cached_property
+    def _index_keys(self) -> np.ndarray:
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.desc[:F.N_INDEXED])]))
+
+    def index_keys(self) -> np.ndarray:
+        return self._index_keys
+
+    @functools.cached_property
+    def mirrored(self) -> tuple[np.ndarray, np.ndarray]:
+        """Features of the horizontally mirrored image (queries only): ORB is not
+        mirror-invariant, and a flipped repost is a classic evasion."""
+        if self._gray is None:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
+        pts, desc = F.orb(np.ascontiguousarray(self._gray[:, ::-1]))
+        return pts[:F.N_STORED], desc[:F.N_STORED]
+
+    def query_keys(self) -> np.ndarray:
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.desc),
+                                         F.lsh_keys(self.mirrored[1])]))
+
+    def stat_keys(self) -> np.ndarray:
+        return np.zeros(0, np.uint64)
+
+    def is_empty(self) -> bool:
+        return False
+
+    # -- persistence (the workspace keeps features so a check never re-decodes) --
+    def dumps(self) -> bytes:
+        buf = io.BytesIO()
+        np.savez(buf, version=np.int64(_FORMAT_VERSION), pts=self.pts, desc=self.desc, hashes=self.hashes,
+                 thumb=self.thumb, size=np.array([self.width, self.height, *self.an_size], np.int64),
+                 fmt=np.frombuffer(self.format.encode("ascii"), np.uint8))
+        return buf.getvalue()
+
+    @classmethod
+    def loads(cls, data: bytes, artifact: Artifact) -> "ImageDoc":
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            if int(z["version"]) != _FORMAT_VERSION:
+                raise ValueError("stored image features have another format version")
+            w, h, aw, ah = (int(v) for v in z["size"])
+            return cls(artifact, width=w, height=h, fmt=bytes(z["fmt"]).decode("ascii"), an_size=(aw, ah),
+                       pts=z["pts"], desc=z["desc"], hashes=z["hashes"], thumb=z["thumb"])
+
+    @property
+    def scale(self) -> float:
+        """Original pixels per analysis pixel."""
+        return self.width / self.an_size[0]
+
+
+class ImageModality:
+    """Modality plugin for images (entry point ``copyscope.modalities: image``)."""
+
+    name = "image"
+    version = ALGORITHM
+
+    def __init__(self, params: ImageParams | None = None) -> None:
+        self.params = params or ImageParams()
+
+    def accepts(self, artifact: Artifact) -> bool:
+        if sniff(artifact.data[:64]) is not None:
+            return True
+        # An image extension on non-image bytes is claimed, so the user hears
+        # "not an image" instead of having it read as text.
+        return artifact.origin.lower().endswith(EXTENSIONS)
+
+    def fingerprint(self, artifact: Artifact) -> ImageDoc:
+        return ImageDoc.analyse(artifact, self.params)
+
+    def parameters(self) -> dict:
+        return {"algorithm": ALGORITHM, **asdict(self.params)}
+
+    def dumps(self, doc: ImageDoc) -> bytes:
+        return doc.dumps()
+
+    def loads(self, data: bytes, artifact: Artifact) -> ImageDoc:
+        return ImageDoc.loads(data, artifact)
+
+    def evidence_media(self, m: Match, query: ImageDoc, ref: ImageDoc) -> Match:
+        """Attach small renderings of both images (``extra.image.media``) so the
+        evidence bundle and its HTML report stand alone. Called for reported
+        matches only: it decodes both files again."""
+        from dataclasses import replace  # noqa: PLC0415
+        media = {"query": _data_uri(query.artifact.data, query.artifact.origin),
+                 "registered": _data_uri(ref.artifact.data, ref.artifact.origin)}
+        return replace(m, extra={**m.extra, "image": {**m.extra["image"], "media": media}})
+
+    def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
+        hd = int(F.hamming64(query.hashes[:, None], ref.hashes[None, :]).min())
+        best = match(query.pts, query.desc, ref.pts, ref.desc)
+        if best.inliers < 3 * MIN_INLIERS:
+            mp, md = query.mirrored
+            flipped = match(mp, md, ref.pts, ref.desc)
+            if flipped.inliers > best.inliers:
+                flipped.mirrored = True
+                best = flipped
+        agreement, blocks, altered, transform = 0.0, 0, [], None
+        if best.homography is not None and best.inliers >= MIN_INLIERS:
+            transform = describe(best.homography, query.an_size, ref.an_size, query.scale, ref.scale, best.mirrored)
+            ph = photometric(query.thumb, ref.thumb, best.homography, query.an_size, ref.an_size,
+                             ref.scale, best.mirrored)
+            agreement, blocks, altered = ph.agreement, ph.blocks, ph.altered
+        score = score_of(best.inliers, agreement, hd)
+        if query.artifact.sha256 == ref.artifact.sha256:
+            score = 1.0                   # the very same file: nothing to calibrate
+        if score <= 0.01 and best.inliers < MIN_INLIERS:
+            return None
+        cov_r = transform["registered_covered"] if transform else (1.0 if hd <= 8 else 0.0)
+        cov_q = transform["query_covered"] if transform else (1.0 if hd <= 8 else 0.0)
+        evidence = {
+            "transform": transform,
+            "inliers": best.inliers,
+            "tentative_matches": best.matches,
+            "photometric_agreement": round(agreement, 4),
+            "compared_blocks": blocks,
+            "altered_regions": altered[:400],
+            "hash_distance": hd,
+            "homography": None if best.homography is None else _to_original(best.homography, query, ref, best.mirrored),
+            "keypoints": _keypoints(best, query, ref),
+            "query_size": [query.width, query.height],
+            "registered_size": [ref.width, ref.height],
+        }
+        return Match(
+            modality="image", algorithm=ALGORITHM, score=score,
+            verdict="copy" if score >= self.params.threshold else "below-threshold",
+            coverage_registered=float(min(1.0, cov_r)), coverage_query=float(min(1.0, cov_q)),
+            signals={"inliers": float(best.inliers), "photometric": agreement, "hash_distance": float(hd)},
+            passages=(), query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
+            query_path=query.artifact.origin, registered_path=ref.artifact.origin,
+            extra={"image": evidence},
+        )
+
+
+def _data_uri(data: bytes, origin: str, side: int = 480) -> str | None:
+    """A small JPEG of an image, for the self-contained HTML report."""
+    import base64  # noqa: PLC0415
+
+    from PIL import Image  # noqa: PLC0415
+    try:
+        d = decode(data, origin, side=side)
+    except InputError:
+        return None
+    buf = io.BytesIO()
+    Image.fromarray(d.rgb).save(buf, "JPEG", quality=82)
+    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _to_original(H: np.ndarray, q: ImageDoc, r: ImageDoc, mirrored: bool) -> list[list[float]]:
+    """The homography in original pixels: query (as given, before any mirror) → registered."""
+    s_q = np.diag([1.0 / q.scale, 1.0 / q.scale, 1.0])
+    if mirrored:
+        s_q = np.array([[-1.0, 0, q.an_size[0]], [0, 1.0, 0], [0, 0, 1.0]]) @ s_q
+    out = np.diag([r.scale, r.scale, 1.0]) @ H @ s_q
+    out = out / out[2, 2]
+    return [[round(float(v), 6) for v in row] for row in out]
+
+
+def _keypoints(g: Geometry, q: ImageDoc, r: ImageDoc) -> list[list[float]]:
+    """Inlier pairs in original pixels: [query x, query y, registered x, registered y]."""
+    out = []
+    for qx, qy, rx, ry in g.pairs[:200].tolist():
+        if g.mirrored:
+            qx = q.an_size[0] - qx
+        out.append([round(qx * q.scale, 1), round(qy * q.scale, 1), round(rx * r.scale, 1), round(ry * r.scale, 1)])
+    return out

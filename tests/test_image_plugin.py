@@ -1,0 +1,155 @@
+"""The image modality end to end: transformations found, explained and stored."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFilter
+
+from copyscope.image import features as F
+from copyscope.image.plugin import ImageModality
+from copyscope.model import Artifact
+
+
+def photo(seed: int, w: int = 720, h: int = 480) -> Image.Image:
+    """A textured synthetic picture: smooth colour field plus shapes."""
+    r = np.random.default_rng(seed)
+    img = Image.fromarray(r.integers(0, 255, (h // 24, w // 24, 3)).astype(np.uint8)).resize((w, h), Image.BICUBIC)
+    d = ImageDraw.Draw(img)
+    for _ in range(45):
+        x, y, s = int(r.integers(0, w)), int(r.integers(0, h)), int(r.integers(12, 70))
+        d.ellipse([x, y, x + s, y + s], fill=tuple(int(v) for v in r.integers(0, 255, 3)))
+        d.rectangle([x + 15, y + 4, x + s + 25, y + s // 2], outline=tuple(int(v) for v in r.integers(0, 255, 3)), width=3)
+    return img
+
+
+def enc(img: Image.Image, fmt: str = "JPEG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def plugin() -> ImageModality:
+    return ImageModality()
+
+
+@pytest.fixture(scope="module")
+def original(plugin):
+    return plugin.fingerprint(Artifact(enc(photo(1), quality=92), origin="orig.jpg"))
+
+
+def _verify(plugin, img: Image.Image, ref, fmt="JPEG", **kw):
+    q = plugin.fingerprint(Artifact(enc(img, fmt, **kw), origin="q." + fmt.lower()))
+    return plugin.verify(q, ref)
+
+
+def test_mirror_invariant_hash():
+    g = np.asarray(photo(4).convert("L"))
+    assert F.global_hashes(g)[0] == F.global_hashes(np.ascontiguousarray(g[:, ::-1]))[0]
+    other = F.global_hashes(np.asarray(photo(5).convert("L")))[0]
+    assert int(F.hamming64(np.array([F.global_hashes(g)[0]], np.uint64), np.array([other], np.uint64))[0]) > 12
+
+
+@pytest.mark.parametrize("name,edit", [
+    ("recompressed", lambda im: im),
+    ("resized", lambda im: im.resize((300, 200))),
+    ("blurred", lambda im: im.filter(ImageFilter.GaussianBlur(1.5))),
+    ("colour", lambda im: Image.eval(im, lambda v: min(255, int(v * 0.8 + 40)))),
+])
+def test_global_edits_are_copies(plugin, original, name, edit):
+    m = _verify(plugin, edit(photo(1)), original, quality=60)
+    assert m is not None and m.verdict == "copy", name
+    assert m.extra["image"]["transform"]["registered_covered"] > 0.95
+
+
+def test_crop_reports_the_box(plugin, original):
+    m = _verify(plugin, photo(1).crop((100, 60, 500, 400)), original)
+    t = m.extra["image"]["transform"]
+    assert m.verdict == "copy"
+    assert all(abs(a - b) <= 12 for a, b in zip(t["crop_box"], [100, 60, 500, 400])), t["crop_box"]
+    assert 0.35 < t["registered_covered"] < 0.45
+
+
+def test_flip_is_found_and_named(plugin, original):
+    m = _verify(plugin, photo(1).transpose(Image.FLIP_LEFT_RIGHT), original, "PNG")
+    assert m.verdict == "copy" and m.extra["image"]["transform"]["mirrored"] is True
+    qx, qy, rx, ry = m.extra["image"]["keypoints"][0]
+    assert abs((720 - qx) - rx) < 8 and abs(qy - ry) < 8       # keypoints in the query's own frame
+
+
+def test_rotation_and_scale_are_measured(plugin, original):
+    img = photo(1).rotate(20, expand=True, fillcolor=(255, 255, 255)).resize((500, 400))
+    m = _verify(plugin, img, original)
+    t = m.extra["image"]["transform"]
+    assert m.verdict == "copy" and abs(abs(t["rotation_degrees"]) - 20) < 2
+
+
+def test_inset_in_a_larger_picture(plugin, original):
+    canvas = photo(50, 1000, 700)
+    canvas.paste(photo(1).resize((360, 240)), (520, 380))
+    m = _verify(plugin, canvas, original)
+    assert m.verdict == "copy"
+    assert m.extra["image"]["transform"]["query_covered"] < 0.3
+
+
+def test_covered_area_shows_as_altered(plugin, original):
+    img = photo(1)
+    ImageDraw.Draw(img).rectangle([480, 330, 700, 460], fill=(250, 250, 250))   # a "watermark" patch
+    m = _verify(plugin, img, original, "PNG")
+    boxes = m.extra["image"]["altered_regions"]
+    assert m.verdict == "copy" and boxes
+    cx = np.mean([x + w / 2 for x, y, w, h in boxes])
+    cy = np.mean([y + h / 2 for x, y, w, h in boxes])
+    assert 430 < cx < 720 and 290 < cy < 480
+
+
+def test_unrelated_picture_is_not_a_copy(plugin, original):
+    m = _verify(plugin, photo(2), original)
+    assert m is None or m.verdict != "copy"
+
+
+def test_features_round_trip(plugin, original):
+    back = plugin.loads(plugin.dumps(original), original.artifact)
+    assert np.array_equal(back.desc, original.desc) and np.array_equal(back.index_keys(), original.index_keys())
+    assert (back.width, back.height, back.an_size) == (original.width, original.height, original.an_size)
+
+
+# --- through the CLI ----------------------------------------------------------------
+
+def test_register_check_and_report(cli, tmp_path):
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for i in range(6):
+        photo(100 + i).save(reg / f"art{i}.jpg", quality=90)
+    q = tmp_path / "repost.webp"
+    photo(103).crop((40, 40, 640, 440)).transpose(Image.FLIP_LEFT_RIGHT).save(q)
+    fresh = tmp_path / "fresh.png"
+    photo(999).save(fresh)
+    assert cli("init")[0] == 0
+    rc, out, err = cli("register", str(reg), "--each", "--owner", "Artist", "--license", "CC-BY-4.0")
+    assert rc == 0, err
+    rc, out, err = cli("check", str(q), str(fresh), "--format", "tsv")
+    assert rc == 1, err
+    lines = [line.split("\t") for line in out.splitlines()]
+    assert len(lines) == 1 and lines[0][0] == str(q) and lines[0][1].endswith("art3.jpg")
+    rc, out, err = cli("--json", "check", str(q))
+    match = json.loads(out)["matches"][0]
+    assert match["modality"] == "image" and match["registered"]["owner"] == "Artist"
+    image = match["extra"]["image"]
+    assert image["transform"]["mirrored"] and image["media"]["registered"].startswith("data:image/jpeg;base64,")
+
+
+def test_damaged_feature_store_falls_back_to_the_blob(cli, home, tmp_path):
+    photo(7).save(tmp_path / "a.jpg", quality=90)
+    photo(7).resize((360, 240)).save(tmp_path / "b.png")
+    assert cli("init")[0] == 0
+    assert cli("register", str(tmp_path / "a.jpg"), "--owner", "o")[0] == 0
+    stored = [p for p in (home / "features" / "image").rglob("*") if p.is_file()]
+    assert len(stored) == 1
+    stored[0].write_bytes(b"garbage")
+    rc, out, err = cli("check", str(tmp_path / "b.png"), "--format", "tsv")
+    assert rc == 1 and "a.jpg" in out, err
