@@ -50,7 +50,7 @@ def collect(bench: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
         q = Path(m["query"]["path"]).stem
         r = Path(m["registered"]["path"]).stem
         s = m["signals"]
-        X.append(features(int(s["inliers"]), float(s["photometric"]), int(s["hash_distance"])))
+        X.append(features(int(s["inliers"]), float(s["photometric"]), int(s["hash_distance"]), float(s.get("fine_photometric") or 0.0)))
         y.append(1.0 if gt.get(q) == r else 0.0)
         kinds.append(q)
     return np.array(X), np.array(y), kinds
@@ -89,7 +89,7 @@ def main() -> int:
         OUT.write_text(json.dumps({
             "fitted_on": f"{Path(args.bench).name}: {len(y)} verified candidates, {int(y.sum())} true sources",
             "features": ["log1p(inliers)", "photometric agreement", "log1p(inliers) * agreement",
-                         "1 - hash distance / 32"],
+                         "1 - hash distance / 32", "fine agreement", "fine * agreement"],
             "weights": [round(float(v), 5) for v in w], "bias": round(b, 5)}, indent=1) + "\n")
         print(f"wrote {OUT}")
     return 0

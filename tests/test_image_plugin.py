@@ -153,3 +153,66 @@ def test_damaged_feature_store_falls_back_to_the_blob(cli, home, tmp_path):
     stored[0].write_bytes(b"garbage")
     rc, out, err = cli("check", str(tmp_path / "b.png"), "--format", "tsv")
     assert rc == 1 and "a.jpg" in out, err
+
+
+# --- storage: global codes, the Hamming scan, the feature store ---------------------
+
+def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
+    """Heavy blur leaves no keypoints to look up: only the global codes find it."""
+    from copyscope import api
+    from copyscope.settings import Settings
+    s = Settings(home=tmp_path / "ws")
+    ws = api.init(s)
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for i in range(12):
+        photo(300 + i).save(reg / f"p{i}.jpg", quality=90)
+    ws.register([reg], owner="o", each=True)
+    q = tmp_path / "blurred.jpg"
+    photo(305).filter(ImageFilter.GaussianBlur(6)).save(q, quality=60)
+    mod = ws.modalities["image"]
+    fp = mod.fingerprint(Artifact(q.read_bytes(), origin=str(q)))
+    reader = ws.reader("image")
+    assert reader.candidates(fp.query_keys(), common_df=3, max_df=100, limit=3).doc_ids.size <= 3
+    near = ws._hamming_candidates(mod, fp, reader, mod.parameters())
+    shas = ws.registry.artifact_sha256(near[:1])
+    ref_sha = Artifact((reg / "p5.jpg").read_bytes(), origin="x").sha256
+    assert shas[near[0]] == ref_sha
+    ids, codes = ws.registry.global_codes("image", 2)
+    assert ids.shape == (12,) and codes.shape == (12, 2) and codes.dtype == np.uint64
+    ws.close()
+
+
+def test_a_pre_image_workspace_is_migrated(cli, home, tmp_path):
+    """A registry at schema 0002 (before artifact codes) opens and keeps working."""
+    import sqlite3
+    (tmp_path / "a.txt").write_text(" ".join(f"sentence {i} tells of harbour {i * 7} and lantern {i * 13}." for i in range(80)))
+    assert cli("init")[0] == 0
+    assert cli("register", str(tmp_path / "a.txt"), "--owner", "o")[0] == 0
+    con = sqlite3.connect(home / "registry.db")
+    con.execute("ALTER TABLE artifacts DROP COLUMN codes")
+    con.execute("UPDATE alembic_version SET version_num = '0002_ledger'")
+    con.commit()
+    con.close()
+    photo(9).save(tmp_path / "p.jpg", quality=90)
+    rc, out, err = cli("register", str(tmp_path / "p.jpg"), "--owner", "o")
+    assert rc == 0, err
+    con = sqlite3.connect(home / "registry.db")
+    assert con.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003_artifact_codes"
+    assert con.execute("SELECT COUNT(*) FROM artifacts WHERE codes IS NOT NULL").fetchone()[0] == 1
+    con.close()
+    rc, out, err = cli("check", str(tmp_path / "a.txt"), "--format", "tsv")
+    assert rc == 1 and "a.txt" in out
+
+
+def test_gc_removes_orphan_feature_files(cli, home, tmp_path):
+    photo(11).save(tmp_path / "a.jpg", quality=90)
+    assert cli("init")[0] == 0
+    assert cli("register", str(tmp_path / "a.jpg"), "--owner", "o")[0] == 0
+    stray = home / "features" / "image" / "ff" / ("ff" * 32)
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_bytes(b"left by a crashed registration")
+    rc, out, err = cli("--json", "gc")
+    assert rc == 0 and json.loads(out)["blobs"] >= 1
+    assert not stray.exists()
+    assert len([p for p in (home / "features" / "image").rglob("*") if p.is_file()]) == 1

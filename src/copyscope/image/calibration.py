@@ -1,7 +1,8 @@
 """Image scores as calibrated probabilities.
 
 ``score = σ(w · features + b)`` with features built from the verification:
-log inlier count, photometric agreement and global-hash distance. The weights
+log inlier count, photometric agreement (thumbnail and full analysis size) and
+global-hash distance. The weights
 ship with the code (``calibration-v1.json``), fitted by
 ``benchmarks/image_calibrate.py`` on a benchmark built with another seed than
 the one the figures are reported on, so the reported figures are held out.
@@ -19,12 +20,12 @@ def _model() -> dict:
     return json.loads(resources.files("copyscope.image").joinpath("calibration-v1.json").read_text("utf-8"))
 
 
-def features(inliers: int, agreement: float, hash_distance: int) -> list[float]:
+def features(inliers: int, agreement: float, hash_distance: int, fine: float = 0.0) -> list[float]:
     geo = math.log1p(inliers)
-    return [geo, agreement, geo * agreement, max(0.0, 1.0 - hash_distance / 32.0)]
+    return [geo, agreement, geo * agreement, max(0.0, 1.0 - hash_distance / 32.0), fine, fine * agreement]
 
 
-def score_of(inliers: int, agreement: float, hash_distance: int) -> float:
+def score_of(inliers: int, agreement: float, hash_distance: int, fine: float = 0.0) -> float:
     m = _model()
-    z = m["bias"] + sum(w * f for w, f in zip(m["weights"], features(inliers, agreement, hash_distance)))
+    z = m["bias"] + sum(w * f for w, f in zip(m["weights"], features(inliers, agreement, hash_distance, fine)))
     return 1.0 / (1.0 + math.exp(-max(-40.0, min(40.0, z))))

@@ -25,6 +25,9 @@ from copyscope.image.features import _cv2
 RATIO = 0.8
 RANSAC_PX = 6.0              # at the 512-pixel analysis scale
 MIN_INLIERS = 8
+PROBE = 100                  # registered keypoints looked at first
+MAX_HAMMING = 64             # of 256 bits: chance pairs of ORB descriptors sit near 100–128
+MIN_PROBE_MATCHES = 4
 BLOCK = 8                    # thumbnail pixels per comparison block
 
 
@@ -37,27 +40,40 @@ class Geometry:
     mirrored: bool = False
 
 
+def good_matches(q_desc: np.ndarray, r_desc: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Query/registered index pairs that pass Lowe's ratio test (no per-match
+    Python objects: ``batchDistance`` returns the two nearest as arrays)."""
+    if q_desc.shape[0] == 0 or r_desc.shape[0] < 2:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cv2 = _cv2()
+    dist, idx = cv2.batchDistance(q_desc, r_desc, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    ok = (dist[:, 0] < RATIO * dist[:, 1]) & (dist[:, 0] <= MAX_HAMMING)
+    return np.nonzero(ok)[0], idx[ok, 0].astype(np.int64)
+
+
+def plausible(q_desc: np.ndarray, r_desc: np.ndarray, probe: int = PROBE) -> bool:
+    """Cheap first look: do the registered image's strongest keypoints have
+    ratio-test matches among the query's strongest? Most candidates stop here."""
+    return good_matches(q_desc[:5 * probe], r_desc[:probe])[0].shape[0] >= MIN_PROBE_MATCHES
+
+
 def match(q_pts: np.ndarray, q_desc: np.ndarray, r_pts: np.ndarray, r_desc: np.ndarray) -> Geometry:
     if q_desc.shape[0] < 4 or r_desc.shape[0] < 4:
         return Geometry()
     cv2 = _cv2()
-    bf = cv2.BFMatcher(cv2.NORM_HAMMING)
-    fwd = bf.knnMatch(q_desc, r_desc, k=2)
-    good = [m[0] for m in fwd if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
-    if len(good) < MIN_INLIERS // 2:
-        return Geometry(matches=len(good))
-    src = np.float32([q_pts[m.queryIdx] for m in good])
-    dst = np.float32([r_pts[m.trainIdx] for m in good])
-    if len(good) < 4:
-        return Geometry(matches=len(good))
+    qi, ri = good_matches(q_desc, r_desc)
+    if qi.shape[0] < MIN_INLIERS // 2:
+        return Geometry(matches=int(qi.shape[0]))
+    src = q_pts[qi].astype(np.float32)
+    dst = r_pts[ri].astype(np.float32)
     H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
     if H is None or mask is None or not _sane(H):
-        return Geometry(matches=len(good))
+        return Geometry(matches=int(qi.shape[0]))
     keep = mask.ravel().astype(bool)
     # One registered keypoint matched by many query points is one piece of evidence.
     _, first = np.unique(dst[keep].round(1), axis=0, return_index=True)
     pairs = np.hstack([src[keep], dst[keep]])[np.sort(first)]
-    return Geometry(inliers=int(pairs.shape[0]), matches=len(good), homography=H, pairs=pairs)
+    return Geometry(inliers=int(pairs.shape[0]), matches=int(qi.shape[0]), homography=H, pairs=pairs)
 
 
 def _sane(H: np.ndarray) -> bool:
@@ -124,7 +140,8 @@ class Photometric:
 
 
 def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
-                q_an: tuple[int, int], r_an: tuple[int, int], r_scale: float, mirrored: bool) -> Photometric:
+                q_an: tuple[int, int], r_an: tuple[int, int], r_scale: float, mirrored: bool,
+                ncc_min: float = 0.5) -> Photometric:
     """Warp the query thumbnail onto the registered one and compare blocks."""
     cv2 = _cv2()
     qh_t, qw_t = q_thumb.shape
@@ -151,7 +168,7 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     flat_a, flat_b = sa < 3.0, sb < 3.0
     same_tone = np.abs(a.mean(axis=2) - b.mean(axis=2)) < 40
     # flat on both sides: the same tone is all we can ask; texture on one side only: altered
-    ok = np.where(flat_a & flat_b, same_tone, np.where(flat_a | flat_b, False, ncc >= 0.5))
+    ok = np.where(flat_a & flat_b, same_tone, np.where(flat_a | flat_b, False, ncc >= ncc_min))
     total = int(comparable.sum())
     agree = int((ok & comparable).sum())
     k = r_scale * r_an[0] / rw_t

@@ -20,7 +20,7 @@ from copyscope.errors import InputError
 from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
-from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric
+from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric, plausible
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
 
@@ -28,6 +28,7 @@ ALGORITHM = "image.orb-dct/v1"
 EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp",
               ".heic", ".heif", ".avif")
 _FORMAT_VERSION = 1
+CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
 
 
@@ -35,8 +36,11 @@ MIN_SIDE = 32                  # smaller images carry too little to match (icons
 class ImageParams:
     threshold: float = 0.5
     max_pixels: int = 64_000_000
-    candidate_limit: int = 8            # per ranking (hits, containment): at most 16 verified
+    candidate_limit: int = 6            # per ranking (hits, containment) from the keypoint index
     common_df: int = 3
+    hash_candidates: int = 6            # plus the nearest global codes by Hamming distance
+    max_hash_distance: int = 20         # of 64 bits; farther codes are not candidates
+    code_width: int = CODE_WIDTH
 
 
 class ImageDoc:
@@ -45,12 +49,13 @@ class ImageDoc:
     modality = "image"
 
     def __init__(self, artifact: Artifact, *, width: int, height: int, fmt: str, an_size: tuple[int, int],
-                 pts: np.ndarray, desc: np.ndarray, hashes: np.ndarray, thumb: np.ndarray,
+                 pts: np.ndarray | None, desc: np.ndarray | None, hashes: np.ndarray, thumb: np.ndarray,
                  gray: np.ndarray | None = None, notes: tuple[str, ...] = ()) -> None:
         self.artifact = artifact
         self.width, self.height, self.format = width, height, fmt
         self.an_size = an_size
-        self.pts, self.desc, self.hashes, self.thumb = pts, desc, hashes, thumb
+        self._local = None if pts is None or desc is None else (pts, desc)
+        self.hashes, self.thumb = hashes, thumb
         self._gray = gray                      # kept for queries (mirrored features), not stored
         self.notes = notes
 
@@ -67,10 +72,28 @@ class ImageDoc:
             k = (ANALYSIS_SIDE // 2) / max(gray.shape)
             gray = cv2.resize(gray, (round(gray.shape[1] * k), round(gray.shape[0] * k)),
                               interpolation=cv2.INTER_CUBIC)
-        pts, desc = F.orb(gray)
+        # Keypoints are computed on first use: a registration needs the stored set,
+        # a query only its larger query set (one ORB run either way).
         return cls(artifact, width=d.width, height=d.height, fmt=d.format,
-                   an_size=(gray.shape[1], gray.shape[0]), pts=pts[:F.N_STORED], desc=desc[:F.N_STORED],
+                   an_size=(gray.shape[1], gray.shape[0]), pts=None, desc=None,
                    hashes=F.global_hashes(gray), thumb=F.thumbnail(gray), gray=gray, notes=d.notes)
+
+    @property
+    def pts(self) -> np.ndarray:
+        return self._stored()[0]
+
+    @property
+    def desc(self) -> np.ndarray:
+        return self._stored()[1]
+
+    def _stored(self) -> tuple[np.ndarray, np.ndarray]:
+        if self._local is None:
+            if self._gray is None:
+                self._local = (np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8))
+            else:
+                pts, desc = F.orb(self._gray)
+                self._local = (pts[:F.N_STORED], desc[:F.N_STORED])
+        return self._local
 
     # -- Fingerprints protocol ---------------------------------------------------
     @property
@@ -87,16 +110,42 @@ class ImageDoc:
         return self._index_keys
 
     @functools.cached_property
+    def gray(self) -> np.ndarray | None:
+        """The analysis-size grey image; a stored registered image decodes its blob
+        again, only when a candidate passed the geometric check."""
+        if self._gray is not None:
+            return self._gray
+        if not self.artifact.data:
+            return None
+        try:
+            import cv2  # noqa: PLC0415
+            d = decode(self.artifact.data, self.artifact.origin, side=ANALYSIS_SIDE)
+        except InputError:
+            return None
+        g = cv2.cvtColor(d.rgb, cv2.COLOR_RGB2GRAY)
+        if max(g.shape) < ANALYSIS_SIDE // 2:
+            k = (ANALYSIS_SIDE // 2) / max(g.shape)
+            g = cv2.resize(g, (round(g.shape[1] * k), round(g.shape[0] * k)), interpolation=cv2.INTER_CUBIC)
+        return g if (g.shape[1], g.shape[0]) == self.an_size else None
+
+    @functools.cached_property
+    def query_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """More keypoints for a query than are stored for a registered image: a copy
+        pasted into a larger picture or a screenshot owns only part of them."""
+        if self._gray is None:
+            return self.pts, self.desc
+        return F.orb(self._gray, F.N_QUERY)
+
+    @functools.cached_property
     def mirrored(self) -> tuple[np.ndarray, np.ndarray]:
         """Features of the horizontally mirrored image (queries only): ORB is not
         mirror-invariant, and a flipped repost is a classic evasion."""
         if self._gray is None:
             return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
-        pts, desc = F.orb(np.ascontiguousarray(self._gray[:, ::-1]))
-        return pts[:F.N_STORED], desc[:F.N_STORED]
+        return F.orb(np.ascontiguousarray(self._gray[:, ::-1]), F.N_QUERY_MIRRORED)
 
     def query_keys(self) -> np.ndarray:
-        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.desc),
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.query_features[1]),
                                          F.lsh_keys(self.mirrored[1])]))
 
     def stat_keys(self) -> np.ndarray:
@@ -150,6 +199,13 @@ class ImageModality:
     def parameters(self) -> dict:
         return {"algorithm": ALGORITHM, **asdict(self.params)}
 
+    def global_codes(self, doc: ImageDoc) -> np.ndarray:
+        """Fixed-width global descriptors stored with the artifact (16 bytes)."""
+        return np.resize(doc.hashes, CODE_WIDTH).astype(np.uint64)
+
+    def query_codes(self, doc: ImageDoc) -> np.ndarray:
+        return doc.hashes.astype(np.uint64)
+
     def dumps(self, doc: ImageDoc) -> bytes:
         return doc.dumps()
 
@@ -167,20 +223,27 @@ class ImageModality:
 
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
         hd = int(F.hamming64(query.hashes[:, None], ref.hashes[None, :]).min())
-        best = match(query.pts, query.desc, ref.pts, ref.desc)
-        if best.inliers < 3 * MIN_INLIERS:
+        qp, qd = query.query_features
+        best = match(qp, qd, ref.pts, ref.desc) if plausible(qd, ref.desc) else Geometry()
+        if best.inliers < MIN_INLIERS:
             mp, md = query.mirrored
-            flipped = match(mp, md, ref.pts, ref.desc)
-            if flipped.inliers > best.inliers:
-                flipped.mirrored = True
-                best = flipped
-        agreement, blocks, altered, transform = 0.0, 0, [], None
+            if plausible(md, ref.desc):
+                flipped = match(mp, md, ref.pts, ref.desc)
+                if flipped.inliers > best.inliers:
+                    flipped.mirrored = True
+                    best = flipped
+        agreement, blocks, altered, transform, fine = 0.0, 0, [], None, 0.0
         if best.homography is not None and best.inliers >= MIN_INLIERS:
             transform = describe(best.homography, query.an_size, ref.an_size, query.scale, ref.scale, best.mirrored)
             ph = photometric(query.thumb, ref.thumb, best.homography, query.an_size, ref.an_size,
                              ref.scale, best.mirrored)
             agreement, blocks, altered = ph.agreement, ph.blocks, ph.altered
-        score = score_of(best.inliers, agreement, hd)
+            if query.gray is not None and ref.gray is not None:
+                # Same pixels, or another photograph of the same scene? At full analysis
+                # resolution, parallax and a different exposure no longer line up.
+                fine = photometric(query.gray, ref.gray, best.homography, query.an_size, ref.an_size,
+                                   ref.scale, best.mirrored, ncc_min=0.6).agreement
+        score = score_of(best.inliers, agreement, hd, fine)
         if query.artifact.sha256 == ref.artifact.sha256:
             score = 1.0                   # the very same file: nothing to calibrate
         if score <= 0.01 and best.inliers < MIN_INLIERS:
@@ -192,6 +255,7 @@ class ImageModality:
             "inliers": best.inliers,
             "tentative_matches": best.matches,
             "photometric_agreement": round(agreement, 4),
+            "fine_agreement": round(fine, 4),
             "compared_blocks": blocks,
             "altered_regions": altered[:400],
             "hash_distance": hd,
@@ -204,7 +268,8 @@ class ImageModality:
             modality="image", algorithm=ALGORITHM, score=score,
             verdict="copy" if score >= self.params.threshold else "below-threshold",
             coverage_registered=float(min(1.0, cov_r)), coverage_query=float(min(1.0, cov_q)),
-            signals={"inliers": float(best.inliers), "photometric": agreement, "hash_distance": float(hd)},
+            signals={"inliers": float(best.inliers), "photometric": agreement, "fine_photometric": fine,
+                     "hash_distance": float(hd)},
             passages=(), query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"image": evidence},

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import sqlalchemy as sa
 
 from copyscope import __version__
@@ -19,7 +20,7 @@ from copyscope.errors import StorageError, WorkspaceError
 from copyscope.model import WorkInfo
 from copyscope.storage import schema as t
 
-HEAD = "0002_ledger"
+HEAD = "0003_artifact_codes"
 
 
 def now() -> str:
@@ -81,6 +82,7 @@ class NewArtifact:
     media_type: str
     modality: str
     encoding: str | None
+    codes: bytes | None = None      # global descriptors (little-endian uint64s), when the modality has them
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,17 @@ class SqlRegistry:
                               .where(t.artifacts.c.id.in_(ids[i:i + 500])))
             out.update({r.id: r.sha256 for r in rows})
         return out
+
+    def global_codes(self, modality: str, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Every artifact's global descriptors for one modality: (ids, codes[n, width])."""
+        rows = self._read(sa.select(t.artifacts.c.id, t.artifacts.c.codes)
+                          .where(t.artifacts.c.modality == modality, t.artifacts.c.codes.is_not(None))
+                          .order_by(t.artifacts.c.id))
+        good = [(r.id, r.codes) for r in rows if len(r.codes) == 8 * width]
+        ids = np.fromiter((i for i, _ in good), dtype=np.int64, count=len(good))
+        codes = (np.frombuffer(b"".join(c for _, c in good), dtype="<u8").reshape(len(good), width)
+                 if good else np.zeros((0, width), np.uint64))
+        return ids, codes.astype(np.uint64)
 
     def artifact_count(self, modality: str) -> int:
         rows = self._read(sa.select(sa.func.count()).select_from(t.artifacts)
@@ -196,7 +209,7 @@ class SqlRegistry:
                 conn.execute(sa.insert(t.artifacts), [
                     {"id": planned_ids[a.sha256], "sha256": a.sha256, "size": a.size,
                      "media_type": a.media_type, "modality": a.modality, "encoding": a.encoding,
-                     "created_at": stamp} for a in artifacts])
+                     "codes": a.codes, "created_at": stamp} for a in artifacts])
             for modality, name, n_docs, n_post in segments:
                 conn.execute(sa.insert(t.index_segments).values(
                     modality=modality, name=name, n_docs=n_docs, n_postings=n_post, created_at=stamp))

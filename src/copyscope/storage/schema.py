@@ -24,6 +24,7 @@ artifacts = sa.Table(
     sa.Column("modality", sa.String(32), nullable=False),
     sa.Column("encoding", sa.String(32)),
     sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("codes", sa.LargeBinary),      # fixed-width uint64 global descriptors (images), for the Hamming scan
 )
 
 works = sa.Table(
