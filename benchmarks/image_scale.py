@@ -77,12 +77,17 @@ def distractors(corpus: Path, out: Path, n: int) -> int:
         return have
     sources = sorted(str(p) for p in corpus.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg")
                      and p.stat().st_size > 4096)
-    rng = random.Random(7)
-    jobs = [(i, rng.choice(sources), str(out / f"{i // 1000:03d}" / f"d{i:06d}.jpg")) for i in range(int(n * 1.05))]
-    made = 0
-    with Pool(2) as pool:
-        for ok in pool.imap_unordered(_make, jobs, chunksize=64):
-            made += ok
+    made, start = have, (int(n * 1.05) if have else 0)
+    while made < n:                      # some corpus files cannot be used: top up until n
+        count = int((n - made) * 1.05) + 16
+        rng = random.Random(7 + start)
+        jobs = [(i, rng.choice(sources), str(out / f"{i // 1000:03d}" / f"d{i:06d}.jpg"))
+                for i in range(start, start + count)]
+        jobs = [j for j in jobs if not Path(j[2]).exists()]
+        with Pool(2) as pool:
+            for ok in pool.imap_unordered(_make, jobs, chunksize=64):
+                made += ok
+        start += count
     return made
 
 
@@ -107,7 +112,7 @@ def main() -> int:
     exe = str(Path(sys.executable).with_name("copyscope"))
     if not (home / "registry.db").exists():
         subprocess.run([exe, "--home", str(home), "--quiet", "init"], check=True, stdout=subprocess.DEVNULL)
-        files = sorted(str(p) for p in (work / "distractors").rglob("*.jpg"))[:args.n] + \
+        files = sorted(str(p) for p in (work / "distractors").rglob("*.jpg"))[:args.n - 1394] + \
             sorted(str(p) for p in (bench / "refs").iterdir())
         listing = work / "files.txt"
         listing.write_text("\n".join(files) + "\n")

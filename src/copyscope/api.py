@@ -63,7 +63,7 @@ def check(settings: Settings, paths: list[str], **kwargs: Any) -> Result:
 
 def compare(a: str | Path, b: str | Path, settings: Settings,
             modalities: dict[str, Modality] | None = None) -> Result:
-    return _compare(a, b, settings, modalities or load_modalities())
+    return _compare(a, b, settings, modalities or load_modalities(settings))
 
 
 def write_report(bundle: dict[str, Any], out: str | Path, *, generated_at: str | None = None) -> Path:

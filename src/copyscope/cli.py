@@ -37,8 +37,11 @@ class Unit(str, Enum):
 
 class Ctx:
     def __init__(self, home: Optional[Path], quiet: bool, json_out: bool, max_bytes: Optional[int],
-                 tsa_url: Optional[str] = None, max_archive_bytes: Optional[int] = None) -> None:
+                 tsa_url: Optional[str] = None, max_archive_bytes: Optional[int] = None,
+                 image_model: Optional[Path] = None) -> None:
         overrides: dict = {"max_file_bytes": max_bytes} if max_bytes else {}
+        if image_model:
+            overrides["image_model"] = image_model
         if max_archive_bytes:
             overrides["max_archive_bytes"] = max_archive_bytes
         if tsa_url:
@@ -86,12 +89,13 @@ def main_options(
     max_bytes: Optional[int] = typer.Option(None, "--max-bytes", help="Refuse input files larger than this (default 64 MiB)."),
     max_archive_bytes: Optional[int] = typer.Option(None, "--max-archive-bytes", help="Read at most this many uncompressed bytes from one archive (default 512 MiB)."),
     tsa_url: Optional[str] = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority for new checkpoints (or $COPYSCOPE_TSA_URL)."),
+    image_model: Optional[Path] = typer.Option(None, "--image-model", help="Local ONNX image encoder for semantic matching of re-drawn images (or $COPYSCOPE_IMAGE_MODEL)."),
 ) -> None:
     if max_bytes is not None and max_bytes < 1:
         raise UsageError("--max-bytes must be at least 1")
     if max_archive_bytes is not None and max_archive_bytes < 1:
         raise UsageError("--max-archive-bytes must be at least 1")
-    ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url, max_archive_bytes)
+    ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url, max_archive_bytes, image_model)
 
 
 @app.command()
@@ -232,7 +236,7 @@ def compare(
     c = _ctx(ctx)
     paths = paths or []
     settings = _with_threshold(c.settings, threshold)
-    modalities = api.load_modalities()
+    modalities = api.load_modalities(c.settings)
     if pairs is not None or all_pairs:
         if pairs is not None and all_pairs:
             raise UsageError("use either --pairs or --all-pairs, not both")

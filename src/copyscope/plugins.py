@@ -42,8 +42,9 @@ class Modality(Protocol):
     def parameters(self) -> dict[str, Any]: ...
 
 
-def load_modalities() -> dict[str, Modality]:
-    """Instantiate every installed modality; names must be unique."""
+def load_modalities(settings: Any = None) -> dict[str, Modality]:
+    """Instantiate every installed modality; names must be unique. A plugin with
+    a ``configure(settings)`` method gets the settings (e.g. a local model path)."""
     found: dict[str, Modality] = {}
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.name, e.value)):
         try:
@@ -54,6 +55,8 @@ def load_modalities() -> dict[str, Modality]:
             raise PluginError(f"modality plugin {ep.name!r} does not implement the Modality interface")
         if plugin.name in found:
             raise PluginError(f"two modality plugins are named {plugin.name!r}")
+        if settings is not None and hasattr(plugin, "configure"):
+            plugin.configure(settings)
         found[plugin.name] = plugin
     if not found:
         raise PluginError("no modality plugins are installed", hint="run `pip install -e .` in the repo")

@@ -21,6 +21,7 @@ class Settings:
     db_url: str | None = None             # default: SQLite file inside home
     passphrase: str | None = field(default=None, repr=False)   # encrypts the ledger keys (PKCS#8)
     tsa_url: str | None = None            # RFC 3161 timestamp authority for checkpoints (optional)
+    image_model: Path | None = None       # local ONNX image encoder for semantic matching (optional)
 
     @classmethod
     def resolve(cls, home: str | Path | None = None, **overrides) -> "Settings":
@@ -29,6 +30,8 @@ class Settings:
         chosen = home or os.environ.get("COPYSCOPE_HOME") or Path.home() / ".copyscope"
         overrides.setdefault("passphrase", os.environ.get("COPYSCOPE_PASSPHRASE") or None)
         overrides.setdefault("tsa_url", os.environ.get("COPYSCOPE_TSA_URL") or None)
+        model = overrides.get("image_model") or os.environ.get("COPYSCOPE_IMAGE_MODEL")
+        overrides["image_model"] = Path(model).expanduser() if model else None
         return cls(home=Path(chosen).expanduser(), **overrides)
 
     def with_(self, **changes) -> "Settings":

@@ -94,7 +94,7 @@ class Workspace:
     def __init__(self, settings: Settings, modalities: dict[str, Modality] | None = None) -> None:
         self.settings = settings
         self.home = settings.home
-        self.modalities = modalities if modalities is not None else load_modalities()
+        self.modalities = modalities if modalities is not None else load_modalities(settings)
         self.engine = make_engine(settings.database_url)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
@@ -473,8 +473,7 @@ class Workspace:
         _, ids, codes = cached
         if ids.shape[0] == 0:
             return []
-        q = modality.query_codes(fp)
-        dist = np.bitwise_count(q[:, None, None] ^ codes[None, :, :]).min(axis=(0, 2))
+        dist = modality.code_distances(fp, codes)
         k = min(int(params["hash_candidates"]), dist.shape[0])
         near = np.argpartition(dist, k - 1)[:k]
         near = near[dist[near] <= int(params["max_hash_distance"])]

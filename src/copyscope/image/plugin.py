@@ -20,6 +20,7 @@ from copyscope.errors import InputError
 from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
+from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric, plausible
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
@@ -50,7 +51,8 @@ class ImageDoc:
 
     def __init__(self, artifact: Artifact, *, width: int, height: int, fmt: str, an_size: tuple[int, int],
                  pts: np.ndarray | None, desc: np.ndarray | None, hashes: np.ndarray, thumb: np.ndarray,
-                 gray: np.ndarray | None = None, notes: tuple[str, ...] = ()) -> None:
+                 gray: np.ndarray | None = None, notes: tuple[str, ...] = (),
+                 embedding: np.ndarray | None = None) -> None:
         self.artifact = artifact
         self.width, self.height, self.format = width, height, fmt
         self.an_size = an_size
@@ -58,9 +60,10 @@ class ImageDoc:
         self.hashes, self.thumb = hashes, thumb
         self._gray = gray                      # kept for queries (mirrored features), not stored
         self.notes = notes
+        self.embedding = embedding             # semantic embedding (optional model), L2-normalised
 
     @classmethod
-    def analyse(cls, artifact: Artifact, params: ImageParams) -> "ImageDoc":
+    def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
         import cv2  # noqa: PLC0415
         d = decode(artifact.data, artifact.origin, side=ANALYSIS_SIDE, max_pixels=params.max_pixels)
         if min(d.width, d.height) < MIN_SIDE:
@@ -76,7 +79,8 @@ class ImageDoc:
         # a query only its larger query set (one ORB run either way).
         return cls(artifact, width=d.width, height=d.height, fmt=d.format,
                    an_size=(gray.shape[1], gray.shape[0]), pts=None, desc=None,
-                   hashes=F.global_hashes(gray), thumb=F.thumbnail(gray), gray=gray, notes=d.notes)
+                   hashes=F.global_hashes(gray), thumb=F.thumbnail(gray), gray=gray, notes=d.notes,
+                   embedding=None if embedder is None else embedder.embed(d.rgb))
 
     @property
     def pts(self) -> np.ndarray:
@@ -157,9 +161,10 @@ class ImageDoc:
     # -- persistence (the workspace keeps features so a check never re-decodes) --
     def dumps(self) -> bytes:
         buf = io.BytesIO()
+        extra = {} if self.embedding is None else {"embedding": self.embedding.astype(np.float16)}
         np.savez(buf, version=np.int64(_FORMAT_VERSION), pts=self.pts, desc=self.desc, hashes=self.hashes,
                  thumb=self.thumb, size=np.array([self.width, self.height, *self.an_size], np.int64),
-                 fmt=np.frombuffer(self.format.encode("ascii"), np.uint8))
+                 fmt=np.frombuffer(self.format.encode("ascii"), np.uint8), **extra)
         return buf.getvalue()
 
     @classmethod
@@ -168,8 +173,9 @@ class ImageDoc:
             if int(z["version"]) != _FORMAT_VERSION:
                 raise ValueError("stored image features have another format version")
             w, h, aw, ah = (int(v) for v in z["size"])
+            emb = z["embedding"].astype(np.float32) if "embedding" in z.files else None
             return cls(artifact, width=w, height=h, fmt=bytes(z["fmt"]).decode("ascii"), an_size=(aw, ah),
-                       pts=z["pts"], desc=z["desc"], hashes=z["hashes"], thumb=z["thumb"])
+                       pts=z["pts"], desc=z["desc"], hashes=z["hashes"], thumb=z["thumb"], embedding=emb)
 
     @property
     def scale(self) -> float:
@@ -185,6 +191,12 @@ class ImageModality:
 
     def __init__(self, params: ImageParams | None = None) -> None:
         self.params = params or ImageParams()
+        self.embedder: Embedder | None = None
+
+    def configure(self, settings) -> None:  # noqa: ANN001 - copyscope.settings.Settings
+        """``--image-model``: a local ONNX image encoder for semantic matching."""
+        if getattr(settings, "image_model", None):
+            self.embedder = Embedder(settings.image_model)
 
     def accepts(self, artifact: Artifact) -> bool:
         if sniff(artifact.data[:64]) is not None:
@@ -194,17 +206,32 @@ class ImageModality:
         return artifact.origin.lower().endswith(EXTENSIONS)
 
     def fingerprint(self, artifact: Artifact) -> ImageDoc:
-        return ImageDoc.analyse(artifact, self.params)
+        return ImageDoc.analyse(artifact, self.params, self.embedder)
 
     def parameters(self) -> dict:
-        return {"algorithm": ALGORITHM, **asdict(self.params)}
+        out = {"algorithm": ALGORITHM, **asdict(self.params)}
+        if self.embedder is not None:
+            out.update(code_width=CODE_WIDTH + 1, semantic_model=self.embedder.model_id)
+        return out
 
     def global_codes(self, doc: ImageDoc) -> np.ndarray:
-        """Fixed-width global descriptors stored with the artifact (16 bytes)."""
-        return np.resize(doc.hashes, CODE_WIDTH).astype(np.uint64)
+        """Global descriptors stored with the artifact: two mirror-invariant DCT
+        hashes (16 bytes), plus the embedding's sign hash with a model."""
+        codes = np.resize(doc.hashes, CODE_WIDTH).astype(np.uint64)
+        if doc.embedding is not None:
+            codes = np.append(codes, np.uint64(sign_hash(doc.embedding)))
+        return codes
 
-    def query_codes(self, doc: ImageDoc) -> np.ndarray:
-        return doc.hashes.astype(np.uint64)
+    def code_distances(self, doc: ImageDoc, codes: np.ndarray) -> np.ndarray:
+        """Distance of the query to every stored row: the nearest DCT hash pair,
+        or the embedding's sign hash when both sides have one."""
+        q = doc.hashes.astype(np.uint64)
+        dist = np.bitwise_count(q[:, None, None] ^ codes[None, :, :CODE_WIDTH]).min(axis=(0, 2))
+        if doc.embedding is not None and codes.shape[1] > CODE_WIDTH:
+            sem = codes[:, CODE_WIDTH]
+            d_sem = np.bitwise_count(np.uint64(sign_hash(doc.embedding)) ^ sem)
+            dist = np.where(sem != 0, np.minimum(dist, d_sem), dist)
+        return dist
 
     def dumps(self, doc: ImageDoc) -> bytes:
         return doc.dumps()
@@ -244,13 +271,20 @@ class ImageModality:
                 fine = photometric(query.gray, ref.gray, best.homography, query.an_size, ref.an_size,
                                    ref.scale, best.mirrored, ncc_min=0.6).agreement
         score = score_of(best.inliers, agreement, hd, fine)
+        semantic, kind = None, "pixels"
+        if query.embedding is not None and ref.embedding is not None and query.embedding.shape == ref.embedding.shape:
+            semantic = float(np.dot(query.embedding, ref.embedding))
+            s_sem = semantic_score(semantic)
+            if s_sem > score:
+                score, kind = s_sem, "semantic"   # re-drawn or re-posed: similar content, not the same pixels
         if query.artifact.sha256 == ref.artifact.sha256:
-            score = 1.0                   # the very same file: nothing to calibrate
+            score, kind = 1.0, "pixels"   # the very same file: nothing to calibrate
         if score <= 0.01 and best.inliers < MIN_INLIERS:
             return None
         cov_r = transform["registered_covered"] if transform else (1.0 if hd <= 8 else 0.0)
         cov_q = transform["query_covered"] if transform else (1.0 if hd <= 8 else 0.0)
         evidence = {
+            "kind": kind,
             "transform": transform,
             "inliers": best.inliers,
             "tentative_matches": best.matches,
@@ -261,6 +295,9 @@ class ImageModality:
             "hash_distance": hd,
             "homography": None if best.homography is None else _to_original(best.homography, query, ref, best.mirrored),
             "keypoints": _keypoints(best, query, ref),
+            "semantic": None if semantic is None else {
+                "similarity": round(semantic, 4),
+                "model": self.embedder.model_id if self.embedder else None},
             "query_size": [query.width, query.height],
             "registered_size": [ref.width, ref.height],
         }
@@ -274,6 +311,17 @@ class ImageModality:
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"image": evidence},
         )
+
+
+SEMANTIC_FLOOR = 0.80           # cosine similarity where semantic evidence starts to count
+SEMANTIC_FULL = 0.97            # and where it alone reaches score 1
+
+
+def semantic_score(cosine: float) -> float:
+    """Uncalibrated: how far a cosine similarity is between the floor and full
+    marks. Depends on the user's model; docs/image-engine.md says how to set a
+    threshold for it."""
+    return float(min(1.0, max(0.0, (cosine - SEMANTIC_FLOOR) / (SEMANTIC_FULL - SEMANTIC_FLOOR))))
 
 
 def _data_uri(data: bytes, origin: str, side: int = 480) -> str | None:

@@ -134,7 +134,10 @@ class SqlRegistry:
         rows = self._read(sa.select(t.artifacts.c.id, t.artifacts.c.codes)
                           .where(t.artifacts.c.modality == modality, t.artifacts.c.codes.is_not(None))
                           .order_by(t.artifacts.c.id))
-        good = [(r.id, r.codes) for r in rows if len(r.codes) == 8 * width]
+        # Rows written with another width (a model added or removed later) are
+        # padded with zeros or cut, so every registered image stays searchable.
+        size = 8 * width
+        good = [(r.id, (r.codes + bytes(size))[:size]) for r in rows if len(r.codes) % 8 == 0 and r.codes]
         ids = np.fromiter((i for i, _ in good), dtype=np.int64, count=len(good))
         codes = (np.frombuffer(b"".join(c for _, c in good), dtype="<u8").reshape(len(good), width)
                  if good else np.zeros((0, width), np.uint64))
