@@ -12,7 +12,7 @@ a. **Distractors**: N JPEGs (256–512 px, random crops and scales) cut from the
    /tmp/copyscope-corpus/src), two worker processes.
 b. **Register** the distractors plus the public bench's references
    (``copyscope register --each``), timed, peak RSS measured; files/s per core =
-   files / user+sys CPU seconds.
+   files / user+sys CPU seconds. Then ``copyscope gc --compact`` (one segment).
 c. **Query latency**, warm, in one process (``copyscope.api``): every copy and
    non-copy query of the public bench (``--queries``, default 300) is checked
    alone; p50/p95/p99 of the wall time per check, and whether the true source
@@ -132,6 +132,10 @@ def main() -> int:
                                "files_per_cpu_s": round(len(files) / cpu, 1),
                                "peak_rss_mib": round(after.ru_maxrss / 1024, 1)}
         log(f"    register: {summary['register']}")
+        t = time.perf_counter()
+        subprocess.run([exe, "--home", str(home), "--quiet", "gc", "--compact"], check=True, stdout=subprocess.DEVNULL)
+        summary["compact_s"] = round(time.perf_counter() - t, 1)
+        log(f"    gc --compact: {summary['compact_s']} s")
 
     from copyscope import api  # noqa: PLC0415
     settings = api.Settings.resolve(home)

@@ -216,3 +216,18 @@ def test_gc_removes_orphan_feature_files(cli, home, tmp_path):
     assert rc == 0 and json.loads(out)["blobs"] >= 1
     assert not stray.exists()
     assert len([p for p in (home / "features" / "image").rglob("*") if p.is_file()]) == 1
+
+
+def test_gc_compact_merges_segments_and_keeps_every_match(cli, home, tmp_path):
+    for i in range(3):
+        photo(400 + i).save(tmp_path / f"a{i}.jpg", quality=90)
+    assert cli("init")[0] == 0
+    for i in range(3):                                  # three registrations: three segments
+        assert cli("register", str(tmp_path / f"a{i}.jpg"), "--owner", "o")[0] == 0
+    assert len(list((home / "index" / "image").glob("seg-*"))) == 3
+    rc, out, err = cli("--json", "gc", "--compact")
+    assert rc == 0 and json.loads(out)["merged_segments"] == 3, err
+    assert len(list((home / "index" / "image").glob("seg-*"))) == 1
+    photo(401).resize((300, 200)).save(tmp_path / "q.png")
+    rc, out, err = cli("check", str(tmp_path / "q.png"), "--format", "tsv")
+    assert rc == 1 and out.split("\t")[1].endswith("a1.jpg"), (out, err)

@@ -298,12 +298,19 @@ def status(ctx: typer.Context) -> None:
 
 
 @app.command()
-def gc(ctx: typer.Context) -> None:
+def gc(ctx: typer.Context,
+       compact: bool = typer.Option(False, "--compact", help="Also merge each modality's index into one segment (fastest lookups after a bulk load).")) -> None:
     """Delete files an interrupted registration left behind (never live data)."""
     c = _ctx(ctx)
     with api.open_workspace(c.settings) as ws:
         removed = ws.collect_garbage()
-    emit_json(removed) if c.json else typer.echo(f"removed {removed['segments']} segment(s), {removed['blobs']} blob(s)")
+        if compact:
+            removed["merged_segments"] = ws.compact()
+    if c.json:
+        emit_json(removed)
+    else:
+        typer.echo(f"removed {removed['segments']} segment(s), {removed['blobs']} blob(s)"
+                   + (f"; merged {removed['merged_segments']} segment(s)" if compact else ""))
 
 
 @app.command()

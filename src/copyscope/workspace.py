@@ -106,6 +106,7 @@ class Workspace:
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
         self._stats_cache: tuple[tuple[str, ...], CachedStats] | None = None
         self._codes_cache: dict[str, tuple[tuple[str, ...], np.ndarray, np.ndarray]] = {}
+        self._readers: dict[str, tuple[tuple[str, ...], IndexReader]] = {}
 
     # -- lifecycle -------------------------------------------------------------
     @classmethod
@@ -317,6 +318,28 @@ class Workspace:
             for n in small:
                 (d / n).unlink(missing_ok=True)
 
+    def compact(self) -> int:
+        """Merge every modality's live segments into one (after a bulk load: a
+        lookup then searches one sorted key array instead of ten). Atomic like
+        any merge: the new segment is live only once the swap commits."""
+        merged = 0
+        with self._lock():
+            for name in self.modalities:
+                live = self.registry.live_segments(name)
+                if len(live) < 2:
+                    continue
+                d = self._index_dir(name)
+                segs = [Segment(d / n) for n in live]
+                new = merge_segments(d, segs)
+                self.registry.swap_segments(name, live, new, sum(s.n_docs for s in segs),
+                                            sum(int(s.post_keys.shape[0]) for s in segs))
+                del segs
+                self._readers.pop(name, None)
+                for n in live:
+                    (d / n).unlink(missing_ok=True)
+                merged += len(live)
+        return merged
+
     def collect_garbage(self) -> dict[str, int]:
         """Remove files an interrupted writer left behind (never referenced ones)."""
         with self._lock():
@@ -336,8 +359,14 @@ class Workspace:
 
     # -- check -------------------------------------------------------------------
     def reader(self, modality: str) -> IndexReader:
-        d = self._index_dir(modality)
-        return IndexReader([Segment(d / n) for n in self.registry.live_segments(modality)])
+        """The live segments, opened once per index generation: a long-lived
+        process (a server, a batch check) does not re-map every file per check."""
+        names = tuple(self.registry.live_segments(modality))
+        cached = self._readers.get(modality)
+        if cached is None or cached[0] != names:
+            d = self._index_dir(modality)
+            cached = self._readers[modality] = (names, IndexReader([Segment(d / n) for n in names]))
+        return cached[1]
 
     def check(self, paths: Sequence[str | Path], *, base: Sequence[str | Path] = (),
               progress: Progress | None = None) -> Result:
@@ -440,7 +469,7 @@ class Workspace:
         shas = self.registry.artifact_sha256(doc_ids)
         works = self.registry.works_for_artifacts(doc_ids)
         threshold = self.threshold(modality)
-        stats = self._cached_stats(reader)
+        stats = self._cached_stats(reader) if getattr(modality, "needs_stats", True) else None
         refs = []
         for doc_id in doc_ids:
             if doc_id in shas:

@@ -141,7 +141,7 @@ class Photometric:
 
 def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
                 q_an: tuple[int, int], r_an: tuple[int, int], r_scale: float, mirrored: bool,
-                ncc_min: float = 0.5) -> Photometric:
+                ncc_min: float = 0.5, regions: bool = True) -> Photometric:
     """Warp the query thumbnail onto the registered one and compare blocks."""
     cv2 = _cv2()
     qh_t, qw_t = q_thumb.shape
@@ -171,6 +171,8 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     ok = np.where(flat_a & flat_b, same_tone, np.where(flat_a | flat_b, False, ncc >= ncc_min))
     total = int(comparable.sum())
     agree = int((ok & comparable).sum())
+    if not regions:
+        return Photometric(agree / total if total else 0.0, total, [])
     k = r_scale * r_an[0] / rw_t
     altered = [[round(x * BLOCK * k), round(y * BLOCK * k), round(BLOCK * k), round(BLOCK * k)]
                for y, x in zip(*np.nonzero(comparable & ~ok))]

@@ -31,15 +31,16 @@ EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif",
 _FORMAT_VERSION = 1
 CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
+MIRROR_TRIES = 4
 
 
 @dataclass(frozen=True)
 class ImageParams:
     threshold: float = 0.5
     max_pixels: int = 64_000_000
-    candidate_limit: int = 6            # per ranking (hits, containment) from the keypoint index
+    candidate_limit: int = 5            # per ranking (hits, containment) from the keypoint index
     common_df: int = 3
-    hash_candidates: int = 6            # plus the nearest global codes by Hamming distance
+    hash_candidates: int = 5            # plus the nearest global codes by Hamming distance
     max_hash_distance: int = 20         # of 64 bits; farther codes are not candidates
     code_width: int = CODE_WIDTH
 
@@ -61,6 +62,7 @@ class ImageDoc:
         self._gray = gray                      # kept for queries (mirrored features), not stored
         self.notes = notes
         self.embedding = embedding             # semantic embedding (optional model), L2-normalised
+        self.mirror_tries = MIRROR_TRIES       # candidates a query is also tried mirrored against
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -149,8 +151,10 @@ class ImageDoc:
         return F.orb(np.ascontiguousarray(self._gray[:, ::-1]), F.N_QUERY_MIRRORED)
 
     def query_keys(self) -> np.ndarray:
-        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.query_features[1]),
-                                         F.lsh_keys(self.mirrored[1])]))
+        # The strongest half of the query's descriptors rank candidates better than
+        # all of them (weak keypoints add chance hits); all are used to verify.
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.query_features[1][:F.N_LOOKUP]),
+                                         F.lsh_keys(self.mirrored[1][:F.N_LOOKUP_MIRRORED])]))
 
     def stat_keys(self) -> np.ndarray:
         return np.zeros(0, np.uint64)
@@ -188,6 +192,7 @@ class ImageModality:
 
     name = "image"
     version = ALGORITHM
+    needs_stats = False              # scores do not depend on corpus statistics
 
     def __init__(self, params: ImageParams | None = None) -> None:
         self.params = params or ImageParams()
@@ -252,7 +257,9 @@ class ImageModality:
         hd = int(F.hamming64(query.hashes[:, None], ref.hashes[None, :]).min())
         qp, qd = query.query_features
         best = match(qp, qd, ref.pts, ref.desc) if plausible(qd, ref.desc) else Geometry()
-        if best.inliers < MIN_INLIERS:
+        if best.inliers < MIN_INLIERS and query.mirror_tries > 0:
+            # Candidates arrive best first; a mirrored copy is among the first few.
+            query.mirror_tries -= 1
             mp, md = query.mirrored
             if plausible(md, ref.desc):
                 flipped = match(mp, md, ref.pts, ref.desc)
@@ -269,7 +276,7 @@ class ImageModality:
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
                 fine = photometric(query.gray, ref.gray, best.homography, query.an_size, ref.an_size,
-                                   ref.scale, best.mirrored, ncc_min=0.6).agreement
+                                   ref.scale, best.mirrored, ncc_min=0.6, regions=False).agreement
         score = score_of(best.inliers, agreement, hd, fine)
         semantic, kind = None, "pixels"
         if query.embedding is not None and ref.embedding is not None and query.embedding.shape == ref.embedding.shape:

@@ -252,13 +252,31 @@ class IndexReader:
             return Candidates(e, e.astype(np.float64), e.astype(np.float64))
         docs = np.concatenate(docs_parts)
         ws = np.concatenate(w_parts)
-        uniq, inv = np.unique(docs, return_inverse=True)
-        hits = np.bincount(inv, weights=ws)
+        top = int(docs.max()) + 1
+        if top <= 8 * docs.shape[0] + 1_000_000:
+            # Dense ids (the usual case): one counting pass, no sort of the postings.
+            dense = np.bincount(docs, weights=ws, minlength=top)
+            uniq = np.flatnonzero(dense)
+            hits = dense[uniq]
+        else:
+            uniq, inv = np.unique(docs, return_inverse=True)
+            hits = np.bincount(inv, weights=ws)
         cont = hits / np.maximum(self.doc_size(uniq), 1.0)
         # Rank by containment first (a whole work inside the query), then by hits
         # (a fragment of a long work): keep the best of both lists.
-        by_hits = np.argsort(-hits, kind="stable")[:limit]
-        by_cont = np.argsort(-cont, kind="stable")[:limit]
+        by_hits = _top(hits, limit)
+        by_cont = _top(cont, limit)
         pick = np.unique(np.concatenate([by_hits, by_cont]))
         pick = pick[np.argsort(-(cont[pick] + hits[pick] / max(hits.max(), 1.0)), kind="stable")]
         return Candidates(uniq[pick], hits[pick], cont[pick])
+
+
+def _top(values: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest values, largest first, ties by index (as a stable
+    sort would give), without sorting everything."""
+    if values.shape[0] <= k:
+        return np.argsort(-values, kind="stable")
+    part = np.argpartition(-values, k - 1)[:k]
+    kth = values[part].min()
+    tied = np.flatnonzero(values >= kth)          # every value tying the k-th, so ties resolve by index
+    return tied[np.argsort(-values[tied], kind="stable")][:k]
