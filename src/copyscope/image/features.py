@@ -94,6 +94,24 @@ def orb(gray: np.ndarray, n: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
     return pts, desc[order]
 
 
+def spread(pts: np.ndarray, n: int, size: tuple[int, int], grid: int = 6) -> np.ndarray:
+    """Indices of ``n`` keypoints (given strongest first) spread over a grid×grid
+    layout: round-robin over the cells, strongest first in each, so a crop or an
+    inset of any part of the picture has keypoints to be found by."""
+    if pts.shape[0] <= n:
+        return np.arange(pts.shape[0])
+    w, h = size
+    cell = (np.minimum(grid - 1, (pts[:, 1] * grid / max(h, 1)).astype(int)) * grid
+            + np.minimum(grid - 1, (pts[:, 0] * grid / max(w, 1)).astype(int)))
+    # rank of each keypoint within its cell (input is strongest first)
+    order = np.argsort(cell, kind="stable")
+    first = np.searchsorted(cell[order], np.arange(grid * grid))
+    rank = np.empty(pts.shape[0], np.int64)
+    rank[order] = np.arange(pts.shape[0]) - first[cell[order]]
+    pick = np.lexsort((np.arange(pts.shape[0]), rank))[:n]
+    return np.sort(pick)
+
+
 @functools.cache
 def _lsh_bits() -> np.ndarray:
     rng = np.random.default_rng(20261121)                  # fixed: keys must never change

@@ -110,7 +110,8 @@ class ImageDoc:
 
     @functools.cached_property
     def _index_keys(self) -> np.ndarray:
-        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.desc[:F.N_INDEXED])]))
+        pick = F.spread(self.pts, F.N_INDEXED, self.an_size)
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.desc[pick])]))
 
     def index_keys(self) -> np.ndarray:
         return self._index_keys
@@ -153,8 +154,11 @@ class ImageDoc:
     def query_keys(self) -> np.ndarray:
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
-        return np.unique(np.concatenate([F.hash_keys(self.hashes), F.lsh_keys(self.query_features[1][:F.N_LOOKUP]),
-                                         F.lsh_keys(self.mirrored[1][:F.N_LOOKUP_MIRRORED])]))
+        qp, qd = self.query_features
+        mp, md = self.mirrored
+        return np.unique(np.concatenate([F.hash_keys(self.hashes),
+                                         F.lsh_keys(qd[F.spread(qp, F.N_LOOKUP, self.an_size)]),
+                                         F.lsh_keys(md[F.spread(mp, F.N_LOOKUP_MIRRORED, self.an_size)])]))
 
     def stat_keys(self) -> np.ndarray:
         return np.zeros(0, np.uint64)
