@@ -119,6 +119,14 @@ class ArchiveReader:
             self.close()
             raise
 
+    def _refused(self, name: str, why: str | None, size: int) -> bool:
+        """Record why a member is skipped (unsafe, or over ``--max-bytes``)."""
+        if not why and size > self.settings.max_file_bytes:
+            why = f"{size} bytes is over the {self.settings.max_file_bytes}-byte limit, --max-bytes"
+        if why:
+            self.skipped.append(f"{self.path}{SEP}{name}: skipped ({why})")
+        return why is not None
+
     # -- zip -------------------------------------------------------------------
     def _list_zip(self) -> None:
         zf = self._zip = zipfile.ZipFile(self.path)
@@ -130,15 +138,10 @@ class ArchiveReader:
         for info in infos:
             if info.is_dir():
                 continue
-            where = f"{self.path}{SEP}{info.filename}"
             why = unsafe_name(info.filename) or _odd_zip_entry(info)
-            if why:
-                self.skipped.append(f"{where}: skipped ({why})")
+            if self._refused(info.filename, why, info.file_size):
                 continue
-            if info.file_size > limit.max_file_bytes:
-                self.skipped.append(f"{where}: skipped ({info.file_size} bytes is over the "
-                                    f"{limit.max_file_bytes}-byte limit, --max-bytes)")
-                continue
+            where = f"{self.path}{SEP}{info.filename}"
             if info.file_size > _CHUNK and info.file_size > MAX_RATIO * max(1, info.compress_size):
                 self.skipped.append(f"{where}: skipped (compression ratio "
                                     f"{info.file_size // max(1, info.compress_size)}:1, a zip bomb?)")
@@ -156,17 +159,12 @@ class ArchiveReader:
             for info in tf:
                 if info.isdir():
                     continue
-                where = f"{self.path}{SEP}{info.name}"
                 why = unsafe_name(info.name)
                 if not why and not info.isreg():
                     why = "link or special file" if (info.issym() or info.islnk()) else "not a regular file"
-                if why:
-                    self.skipped.append(f"{where}: skipped ({why})")
+                if self._refused(info.name, why, info.size):
                     continue
-                if info.size > limit.max_file_bytes:
-                    self.skipped.append(f"{where}: skipped ({info.size} bytes is over the "
-                                        f"{limit.max_file_bytes}-byte limit, --max-bytes)")
-                    continue
+                where = f"{self.path}{SEP}{info.name}"
                 if len(self.members) >= limit.max_files:
                     raise LimitError(f"{self.path}: more than {limit.max_files} members")
                 fh = tf.extractfile(info)
