@@ -210,7 +210,8 @@ def check(
         raise UsageError("check needs PATH... or --git REPO")
     settings = _with_threshold(c.settings, threshold)
     with api.open_workspace(settings) as ws:
-        result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress())
+        result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress(),
+                          media=bool(report or bundle) or c.fmt(fmt) == Format.json)
         if git is not None:
             from copyscope.gitscan import check_history  # noqa: PLC0415
             history = check_history(ws, git, rev_range, progress=c.progress())

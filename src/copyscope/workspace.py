@@ -369,8 +369,10 @@ class Workspace:
         return cached[1]
 
     def check(self, paths: Sequence[str | Path], *, base: Sequence[str | Path] = (),
-              progress: Progress | None = None) -> Result:
-        """``base``: template or starter code whose content never counts as copied."""
+              progress: Progress | None = None, media: bool = True) -> Result:
+        """``base``: template or starter code whose content never counts as copied.
+        ``media=False`` skips the renderings an evidence report embeds (images):
+        a decision alone (a TSV line, a service's allow/block) does not need them."""
         progress = progress or NullProgress()
         skipped: list[str] = []
         base_fps = self._base_fingerprints(base)
@@ -396,7 +398,7 @@ class Workspace:
                 result.triaged.append({"path": f.relative, "kind": kind, "reason": found[1]})
             if base_fps.get(modality.name) and hasattr(modality, "without_base"):
                 fp = modality.without_base(fp, base_fps[modality.name])
-            for match, ref in self.check_one(modality, fp, readers[modality.name]):
+            for match, ref in self.check_one(modality, fp, readers[modality.name], media=media):
                 if kind:
                     match = replace(match, extra={**match.extra, "triage": kind})
                 result.matches.append(match)
@@ -449,7 +451,7 @@ class Workspace:
         return out
 
     def check_one(self, modality: Modality, fp: Fingerprints,
-                  reader: IndexReader) -> Iterator[tuple[Match, Fingerprints]]:
+                  reader: IndexReader, *, media: bool = True) -> Iterator[tuple[Match, Fingerprints]]:
         params = modality.parameters()
         max_df = max(100, int(0.02 * reader.n_docs))
         cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3), max_df=max_df,
@@ -484,7 +486,7 @@ class Workspace:
             match = modality.verify(fp, ref, stats)
             if match is None or match.score < threshold:
                 continue
-            if hasattr(modality, "evidence_media"):
+            if media and hasattr(modality, "evidence_media"):
                 match = modality.evidence_media(match, fp, ref)
             for work in works.get(doc_id, []):
                 yield replace(match, work=work, registered_path=work.path, verdict="copy"), ref
