@@ -338,3 +338,24 @@ def test_mixed_bundle_keeps_text_sections():
     # the summary table shows passages for text and a dash for images
     rows = b.split('id="summary"')[1].split("<tbody>")[1].split("</tbody>")[0]
     assert rows.count('<td class="n">1</td>') == 2 and '<td class="n">—</td>' in rows
+
+
+def test_provenance_section_lists_record_drafts_and_ledger_entries():
+    from copyscope.report.html import render_html
+    bundle = {"schema": "copyscope.evidence/v1", "operation": "check", "matches": [],
+              "provenance": {"W0000007": {
+                  "record_sha256": "ab" * 32,
+                  "record": {"title": "Lantern",
+                             "generation": {"prompt": "a lantern on still water <script>alert(1)</script>",
+                                            "models": [{"name": "sdxl", "sha256": "cd" * 32}], "seed": 3141592653},
+                             "drafts": [{"sha256": "ef" * 32, "time": "2024-03-09T20:12:44+08:00", "selected": True}]},
+                  "ledger": [{"index": 3, "kind": "register", "time": "2024-03-10T01:00:00Z", "sha256": "12" * 32},
+                             {"index": 9, "kind": "draft", "time": "2024-03-09T12:00:00Z", "sha256": "ef" * 32,
+                              "note": "seed 3141592653"}]},
+                  "W0000008": "not a dict", "W0000009": {"ledger": "nope", "record": [1, 2]}}}
+    html = render_html(bundle)
+    assert "Provenance of the matched works" in html and "W0000007" in html
+    assert "seed 3141592653" in html and "ef" * 32 in html and "2024-03-09T20:12:44+08:00" in html
+    assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
+    assert "cd" * 32 in html and "Lantern" in html
+    assert render_html({"matches": []}).count("Provenance of the matched works") == 0

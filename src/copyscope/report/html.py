@@ -362,6 +362,36 @@ def _match(m: Any, index: int) -> dict:
     }
 
 
+_RECORD_FIELDS = ("title", "description", "authors", "created", "software")
+_GENERATION_FIELDS = ("prompt", "negative_prompt", "seed", "sampler", "steps", "cfg_scale", "width", "height", "models")
+
+
+def _field(v: Any) -> str:
+    if isinstance(v, (dict, list)):
+        return json.dumps(v, ensure_ascii=False, sort_keys=True)[:600]
+    return _s(v)[:600]
+
+
+def _provenance(bundle: dict) -> list[dict]:
+    """Each matched work's creation record and ledger history, as plain strings
+    (the bundle may be hostile: nothing is trusted to be the right type)."""
+    out = []
+    for work_id, item in sorted(_d(bundle.get("provenance")).items(), key=lambda kv: _s(kv[0])):
+        item = _d(item)
+        record = _d(item.get("record"))
+        gen = _d(record.get("generation"))
+        fields = [(k, _field(src.get(k))) for src, keys in ((record, _RECORD_FIELDS), (gen, _GENERATION_FIELDS))
+                  for k in keys if src.get(k) not in (None, "", [], {})]
+        drafts = [{k: _s(_d(d).get(k)) for k in ("time", "sha256", "path", "note")}
+                  | {"selected": "yes" if _d(d).get("selected") is True else ""}
+                  for d in _l(record.get("drafts"))[:200]]
+        ledger = [{k: _s(_d(e).get(k)) for k in ("index", "kind", "time", "sha256", "note")}
+                  for e in _l(item.get("ledger"))[:200]]
+        out.append({"work_id": _s(work_id), "record_sha256": _s(item.get("record_sha256")),
+                    "fields": fields, "drafts": drafts, "ledger": ledger})
+    return out
+
+
 def render_html(bundle: dict, *, generated_at: str | None = None) -> str:
     """Return the evidence report for ``bundle`` as one offline HTML document."""
     bundle = _d(bundle)
@@ -388,6 +418,7 @@ def render_html(bundle: dict, *, generated_at: str | None = None) -> str:
                 for i in inputs],
         parameters=_flatten(_d(bundle.get("parameters"))),
         matches=matches,
+        provenance=_provenance(bundle),
         has_image=any(m["image"] is not None for m in matches),
         # embedded pictures need img-src data: in the CSP; text-only reports keep the stricter policy
         has_media=any(m["image"] is not None and m["image"]["fig"] is not None and
