@@ -406,7 +406,8 @@ class Workspace:
                                                    path=match.registered_path))
             progress.advance(1)
         archives.close()
-        result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
+        if media:       # evidence extras, like the renderings: a bare decision skips them
+            result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
         progress.stop()
         return result
 
