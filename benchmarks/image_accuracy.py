@@ -18,7 +18,7 @@ Then:
 
 copyscope runs as a plug-in of ``run_peers.py``: ``--adapter`` registers every
 reference (``copyscope register --each``) in a fresh workspace, then checks every
-query with ``--threshold 0.02 --format tsv`` (every verified candidate, so the
+query with ``--threshold 0.000001 --format tsv`` (every verified candidate, so the
 harness can rank them), printing ``query<TAB>reference<TAB>score``.
 
 Targets (issue #5): μAP ≥ 0.95, recall at precision 0.9 ≥ 0.90, hard-negative
@@ -50,7 +50,7 @@ def adapter(refs_list: Path, queries_list: Path, out: Path) -> int:
         if rc not in (0, 2):
             return rc
         with open(out, "w") as fh:
-            rc = subprocess.run(base + ["check", "--threshold", "0.02", "--format", "tsv", *queries], stdout=fh).returncode
+            rc = subprocess.run(base + ["check", "--threshold", "0.000001", "--format", "tsv", *queries], stdout=fh).returncode
     return 0 if rc in (0, 1, 2) else rc
 
 

@@ -290,7 +290,7 @@ class ImageModality:
                 score, kind = s_sem, "semantic"   # re-drawn or re-posed: similar content, not the same pixels
         if query.artifact.sha256 == ref.artifact.sha256:
             score, kind = 1.0, "pixels"   # the very same file: nothing to calibrate
-        if score <= 0.01 and best.inliers < MIN_INLIERS:
+        if score <= 1e-6 and best.inliers < MIN_INLIERS:
             return None
         cov_r = transform["registered_covered"] if transform else (1.0 if hd <= 8 else 0.0)
         cov_q = transform["query_covered"] if transform else (1.0 if hd <= 8 else 0.0)
