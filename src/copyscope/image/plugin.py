@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import io
-import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -20,8 +19,8 @@ from copyscope.errors import InputError
 from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
-from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric, plausible
+from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
 
