@@ -16,6 +16,7 @@ array or raises a one-line ``InputError``/``LimitError``; none crashes or hangs.
 """
 from __future__ import annotations
 
+import functools
 import io
 import warnings
 from dataclasses import dataclass
@@ -69,7 +70,9 @@ class Decoded:
     notes: tuple[str, ...] = ()   # what was repaired or ignored (broken EXIF, extra frames)
 
 
+@functools.cache
 def _heif_opener(fmt: str) -> bool:
+    """Whether ``fmt`` (heic/avif) can be opened; registers pillow-heif once."""
     if fmt == "avif":
         from PIL import features  # noqa: PLC0415
         if features.check("avif"):

@@ -64,11 +64,6 @@ def dct_hash(gray32: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
-def hamming64(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    x = np.bitwise_xor(a, b)
-    return np.unpackbits(x.view(np.uint8).reshape(*x.shape, 8), axis=-1).sum(axis=-1)
-
-
 def global_hashes(gray: np.ndarray) -> np.ndarray:
     """Hashes of the full image and its centre 70 %: crops keep one of them close."""
     cv2 = _cv2()

@@ -44,6 +44,17 @@ class ImageParams:
     code_width: int = CODE_WIDTH
 
 
+def _analysis_gray(rgb: np.ndarray) -> np.ndarray:
+    """The grey image features are computed on; small images are enlarged
+    (keypoint detectors need room), so registration and re-decoding agree."""
+    import cv2  # noqa: PLC0415
+    gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    if max(gray.shape) < ANALYSIS_SIDE // 2:
+        k = (ANALYSIS_SIDE // 2) / max(gray.shape)
+        gray = cv2.resize(gray, (round(gray.shape[1] * k), round(gray.shape[0] * k)), interpolation=cv2.INTER_CUBIC)
+    return gray
+
+
 class ImageDoc:
     """One analysed image (the image plugin's Fingerprints)."""
 
@@ -65,17 +76,11 @@ class ImageDoc:
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
-        import cv2  # noqa: PLC0415
         d = decode(artifact.data, artifact.origin, side=ANALYSIS_SIDE, max_pixels=params.max_pixels)
         if min(d.width, d.height) < MIN_SIDE:
             raise InputError(f"{artifact.origin}: image too small to match reliably ({d.width}×{d.height} "
                              f"pixels; at least {MIN_SIDE} on each side)")
-        gray = cv2.cvtColor(d.rgb, cv2.COLOR_RGB2GRAY)
-        if max(gray.shape) < ANALYSIS_SIDE // 2:
-            # Small images are enlarged for analysis: keypoint detectors need room.
-            k = (ANALYSIS_SIDE // 2) / max(gray.shape)
-            gray = cv2.resize(gray, (round(gray.shape[1] * k), round(gray.shape[0] * k)),
-                              interpolation=cv2.INTER_CUBIC)
+        gray = _analysis_gray(d.rgb)
         # Keypoints are computed on first use: a registration needs the stored set,
         # a query only its larger query set (one ORB run either way).
         return cls(artifact, width=d.width, height=d.height, fmt=d.format,
@@ -124,14 +129,9 @@ class ImageDoc:
         if not self.artifact.data:
             return None
         try:
-            import cv2  # noqa: PLC0415
-            d = decode(self.artifact.data, self.artifact.origin, side=ANALYSIS_SIDE)
+            g = _analysis_gray(decode(self.artifact.data, self.artifact.origin, side=ANALYSIS_SIDE).rgb)
         except InputError:
             return None
-        g = cv2.cvtColor(d.rgb, cv2.COLOR_RGB2GRAY)
-        if max(g.shape) < ANALYSIS_SIDE // 2:
-            k = (ANALYSIS_SIDE // 2) / max(g.shape)
-            g = cv2.resize(g, (round(g.shape[1] * k), round(g.shape[0] * k)), interpolation=cv2.INTER_CUBIC)
         return g if (g.shape[1], g.shape[0]) == self.an_size else None
 
     @functools.cached_property
@@ -257,7 +257,7 @@ class ImageModality:
         return replace(m, extra={**m.extra, "image": {**m.extra["image"], "media": media}})
 
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
-        hd = int(F.hamming64(query.hashes[:, None], ref.hashes[None, :]).min())
+        hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
         qp, qd = query.query_features
         best = match(qp, qd, ref.pts, ref.desc) if plausible(qd, ref.desc) else Geometry()
         if best.inliers < MIN_INLIERS and query.mirror_tries > 0:
