@@ -309,14 +309,20 @@ class Workspace:
                 continue
             d = self._index_dir(name)
             sizes = {n: (d / n).stat().st_size for n in live}
-            small = sorted(live, key=lambda n: sizes[n])[: len(live) - MAX_SEGMENTS // 2]
-            segs = [Segment(d / n) for n in small]
-            new = merge_segments(d, segs)
-            self.registry.swap_segments(name, small, new, sum(s.n_docs for s in segs),
-                                        sum(int(s.post_keys.shape[0]) for s in segs))
-            del segs
-            for n in small:
-                (d / n).unlink(missing_ok=True)
+            self._merge(name, sorted(live, key=lambda n: sizes[n])[: len(live) - MAX_SEGMENTS // 2])
+
+    def _merge(self, modality: str, names: list[str]) -> None:
+        """Replace live segments by their merge: the new file is written first, the
+        registry swap is the commit point, the old files go last."""
+        d = self._index_dir(modality)
+        segs = [Segment(d / n) for n in names]
+        new = merge_segments(d, segs)
+        self.registry.swap_segments(modality, names, new, sum(s.n_docs for s in segs),
+                                    sum(int(s.post_keys.shape[0]) for s in segs))
+        del segs
+        self._readers.pop(modality, None)
+        for n in names:
+            (d / n).unlink(missing_ok=True)
 
     def compact(self) -> int:
         """Merge every modality's live segments into one (after a bulk load: a
@@ -328,15 +334,7 @@ class Workspace:
                 live = self.registry.live_segments(name)
                 if len(live) < 2:
                     continue
-                d = self._index_dir(name)
-                segs = [Segment(d / n) for n in live]
-                new = merge_segments(d, segs)
-                self.registry.swap_segments(name, live, new, sum(s.n_docs for s in segs),
-                                            sum(int(s.post_keys.shape[0]) for s in segs))
-                del segs
-                self._readers.pop(name, None)
-                for n in live:
-                    (d / n).unlink(missing_ok=True)
+                self._merge(name, live)
                 merged += len(live)
         return merged
 
