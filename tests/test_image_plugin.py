@@ -231,3 +231,18 @@ def test_gc_compact_merges_segments_and_keeps_every_match(cli, home, tmp_path):
     photo(401).resize((300, 200)).save(tmp_path / "q.png")
     rc, out, err = cli("check", str(tmp_path / "q.png"), "--format", "tsv")
     assert rc == 1 and out.split("\t")[1].endswith("a1.jpg"), (out, err)
+
+
+def test_all_pairs_finds_a_mirrored_copy_however_many_pairs_come_first(cli, tmp_path):
+    """The mirrored attempt is budgeted for ranked index candidates only; a direct
+    comparison of many pairs must try every pair mirrored too."""
+    d = tmp_path / "set"
+    d.mkdir()
+    photo(500).save(d / "a0.png")
+    for i in range(1, 6):
+        photo(500 + i).save(d / f"a{i}.png")
+    photo(500).transpose(Image.FLIP_LEFT_RIGHT).crop((60, 40, 660, 440)).save(d / "a9.png")
+    rc, out, err = cli("compare", "--all-pairs", str(d), "--format", "tsv")
+    rows = {tuple(Path(x).name for x in line.split("\t")[:2]): float(line.split("\t")[2])
+            for line in out.splitlines() if line}
+    assert rows[("a0.png", "a9.png")] >= 0.5, (rows, err)

@@ -72,7 +72,10 @@ class ImageDoc:
         self._gray = gray                      # kept for queries (mirrored features), not stored
         self.notes = notes
         self.embedding = embedding             # semantic embedding (optional model), L2-normalised
-        self.mirror_tries = MIRROR_TRIES       # candidates a query is also tried mirrored against
+        # Candidates also tried mirrored: unlimited for a direct comparison; a query
+        # looked up in the index (query_keys) gets ranked candidates, and a
+        # mirrored copy is among the first few of them.
+        self.mirror_tries: int | None = None
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -151,6 +154,7 @@ class ImageDoc:
         return F.orb(np.ascontiguousarray(self._gray[:, ::-1]), F.N_QUERY_MIRRORED)
 
     def query_keys(self) -> np.ndarray:
+        self.mirror_tries = MIRROR_TRIES
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
         qp, qd = self.query_features
@@ -260,9 +264,9 @@ class ImageModality:
         hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
         qp, qd = query.query_features
         best = match(qp, qd, ref.pts, ref.desc) if plausible(qd, ref.desc) else Geometry()
-        if best.inliers < MIN_INLIERS and query.mirror_tries > 0:
-            # Candidates arrive best first; a mirrored copy is among the first few.
-            query.mirror_tries -= 1
+        if best.inliers < MIN_INLIERS and query.mirror_tries != 0:
+            if query.mirror_tries is not None:
+                query.mirror_tries -= 1
             mp, md = query.mirrored
             if plausible(md, ref.desc):
                 flipped = match(mp, md, ref.pts, ref.desc)
