@@ -91,14 +91,18 @@ def test_disguised_copy_keeps_its_literals_as_side_channel_evidence():
     assert all(p.query.line_start >= 1 and p.registered.line_end <= ORIGINAL.count(b"\n") for p in m.passages)
 
 
-def test_batch_scores_equal_pairwise_verify():
-    docs = [_fp("a.java", ORIGINAL), _fp("b.java", DISGUISED), _fp("c.java", UNRELATED)]
+def _assert_batch_equals_verify(docs) -> None:  # noqa: ANN001
     plugin = CodeModality()
     matrix = score_matrix(docs, docs, plugin.params)
     for i, q in enumerate(docs):
         for j, r in enumerate(docs):
             m = plugin.verify(q, r)
             assert abs(matrix[i, j] - (0.0 if m is None else m.score)) < 1e-6, (i, j)
+
+
+def test_batch_scores_equal_pairwise_verify():
+    docs = [_fp("a.java", ORIGINAL), _fp("b.java", DISGUISED), _fp("c.java", UNRELATED)]
+    _assert_batch_equals_verify(docs)
 
 
 def test_text_files_are_not_claimed_by_the_code_plugin():
@@ -174,9 +178,4 @@ def test_shared_comments_are_explicit_evidence_and_templates_are_not():
 def test_batch_scores_equal_pairwise_verify_with_comments_and_loops():
     docs = [_fp(n, d) for n, d in (("a.java", FOR_LOOP), ("b.java", WHILE_LOOP), ("c.c", COMMENTED),
                                    ("d.c", SAME_COMMENTS_NEW_CODE), ("e.c", TEMPLATE_ONLY))]
-    plugin = CodeModality()
-    matrix = score_matrix(docs, docs, plugin.params)
-    for i, q in enumerate(docs):
-        for j, r in enumerate(docs):
-            m = plugin.verify(q, r)
-            assert abs(matrix[i, j] - (0.0 if m is None else m.score)) < 1e-6, (i, j)
+    _assert_batch_equals_verify(docs)
