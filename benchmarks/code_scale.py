@@ -66,7 +66,6 @@ import keyword
 import os
 import random
 import re
-import resource
 import shutil
 import signal
 import subprocess
@@ -78,6 +77,9 @@ from bisect import bisect_right
 from pathlib import Path
 
 from copyscope.code.languages import EXTENSIONS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import du, time_v  # noqa: E402
 
 SEED = 11
 PER_DIR = 1000
@@ -576,31 +578,8 @@ def run_timed(cmd: list[str], out_path: Path, *, label: str, progress=None, tota
     res: dict = {"rc": rc, "wall_s": wall, "samples": samples}
     if aborted:
         res["aborted"] = aborted
-    if time_bin and tv.exists():
-        txt = tv.read_text()
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt)
-        res["peak_rss_mib"] = int(m.group(1)) / 1024 if m else None
-        for key, pat in (("user_s", r"User time \(seconds\): ([\d.]+)"),
-                         ("sys_s", r"System time \(seconds\): ([\d.]+)"),
-                         ("cpu_pct", r"Percent of CPU this job got: (\d+)%"),
-                         ("fs_outputs", r"File system outputs: (\d+)"),
-                         ("vol_ctx_switches", r"Voluntary context switches: (\d+)")):
-            m = re.search(pat, txt)
-            res[key] = float(m.group(1)) if m else None
-    else:
-        res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    res.update(time_v(tv if time_bin else None))
     return res
-
-
-def du(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
 
 
 def _count_dir(path: Path) -> int:

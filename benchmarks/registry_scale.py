@@ -39,7 +39,6 @@ import json
 import os
 import random
 import re
-import resource
 import shutil
 import subprocess
 import sys
@@ -49,6 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import text_throughput as tt  # noqa: E402
+from measure import du, time_v  # noqa: E402
 from text_throughput import load_docs, sentence_window  # noqa: E402
 
 TARGET_MS = 200.0
@@ -162,29 +162,8 @@ def run_timed(cmd: list[str], out_path: Path) -> dict:
         rc = subprocess.call(full, stdout=out, stderr=err)
     wall = time.perf_counter() - t0
     res = {"rc": rc, "wall_s": wall}
-    if time_bin and tv.exists():
-        txt = tv.read_text()
-        m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", txt)
-        res["peak_rss_mib"] = int(m.group(1)) / 1024 if m else None
-        for key, pat in (("user_s", r"User time \(seconds\): ([\d.]+)"),
-                         ("sys_s", r"System time \(seconds\): ([\d.]+)"),
-                         ("cpu_pct", r"Percent of CPU this job got: (\d+)%")):
-            m = re.search(pat, txt)
-            res[key] = float(m.group(1)) if m else None
-    else:
-        res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    res.update(time_v(tv if time_bin else None))
     return res
-
-
-def du(path: Path) -> int:
-    total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_blocks * 512
-            except OSError:
-                pass
-    return total
 
 
 def progress_check(work: Path, n_files: int = 2000) -> dict:
