@@ -79,7 +79,7 @@ from pathlib import Path
 from copyscope.code.languages import EXTENSIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import du, time_v  # noqa: E402
+from measure import copyscope_bin, du, log, time_v  # noqa: E402
 
 SEED = 11
 PER_DIR = 1000
@@ -91,17 +91,6 @@ TARGET_REGISTER_S = 300.0
 TARGET_CHECK_S = 60.0
 TARGET_RSS_BYTES = 8e9
 CODE_EXTS = frozenset(EXTENSIONS) | {".h"}
-
-
-def copyscope_bin() -> str:
-    exe = Path(sys.executable).with_name("copyscope")
-    if not exe.exists():
-        raise SystemExit(f"copyscope CLI not found next to {sys.executable}")
-    return str(exe)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def count_lines(data: bytes) -> int:

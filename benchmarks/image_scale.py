@@ -41,10 +41,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from measure import log  # noqa: E402
 
 
 def _make(job: tuple[int, str, str]) -> int:

@@ -1,10 +1,24 @@
-"""Shared by the scale benchmarks: what ``/usr/bin/time -v`` measured, and disk use."""
+"""Shared by the scale benchmarks: the CLI next to this Python, timestamped log
+lines, what ``/usr/bin/time -v`` measured, and disk use."""
 from __future__ import annotations
 
 import os
 import re
 import resource
+import sys
+import time
 from pathlib import Path
+
+def copyscope_bin() -> str:
+    exe = Path(sys.executable).with_name("copyscope")
+    if not exe.exists():
+        raise SystemExit(f"copyscope CLI not found next to {sys.executable}")
+    return str(exe)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
 
 _TIME_V = (("user_s", r"User time \(seconds\): ([\d.]+)"),
            ("sys_s", r"System time \(seconds\): ([\d.]+)"),

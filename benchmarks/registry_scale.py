@@ -48,7 +48,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import text_throughput as tt  # noqa: E402
-from measure import du, time_v  # noqa: E402
+from measure import copyscope_bin, du, log, time_v  # noqa: E402
 from text_throughput import load_docs, sentence_window  # noqa: E402
 
 TARGET_MS = 200.0
@@ -57,17 +57,6 @@ PER_DIR = 1000
 QUERY_BYTES = 100_000
 
 _ZH_HELD_OUT = 20                 # the last N neg_* articles of zh_news_reuse
-
-
-def copyscope_bin() -> str:
-    exe = Path(sys.executable).with_name("copyscope")
-    if not exe.exists():
-        raise SystemExit(f"copyscope CLI not found next to {sys.executable}")
-    return str(exe)
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 # -- (a) corpus ---------------------------------------------------------------------
