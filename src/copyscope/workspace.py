@@ -414,23 +414,14 @@ class Workspace:
         (prompts, parameters, drafts with times) and what the ledger witnessed
         (registration, drafts logged as they were made), each entry with its
         ledger index so its receipt can be exported and verified offline."""
-        import json as _json  # noqa: PLC0415
         out: dict[str, dict] = {}
         for wid in work_ids[:limit]:
             record, record_sha = self.registry.work_record(wid)
-            try:
-                receipts = self.ledger.receipts_for(wid)
-            except CopyscopeError:
-                receipts = []
             history = []
-            for rc in receipts:
-                try:
-                    body = _json.loads(rc["entry"])["body"]
-                except (KeyError, TypeError, ValueError):
-                    continue
+            for index, body in self.ledger.history(wid):
                 content = body.get("content") or {}
                 history.append({k: v for k, v in (
-                    ("index", rc.get("index")), ("kind", body.get("kind")), ("time", body.get("time")),
+                    ("index", index), ("kind", body.get("kind")), ("time", body.get("time")),
                     ("sha256", content.get("sha256")), ("media_type", content.get("media_type")),
                     ("note", body.get("note"))) if v is not None})
             if record is None and len(history) <= 1:

@@ -261,6 +261,14 @@ class Log:
                             .where(t.ledger_checkpoints.c.gen == gen).order_by(t.ledger_checkpoints.c.size))
         return [_stored_checkpoint(gen, r.size, r.note) for r in rows]
 
+    def leaves_for_work(self, conn: sa.Connection, work_id: str) -> list[tuple[int, bytes]]:
+        """(index, entry bytes) of every entry about a work, oldest first: the
+        history without building proofs."""
+        rows = conn.execute(sa.select(t.ledger_entries.c.idx, t.ledger_entries.c.leaf)
+                            .where(t.ledger_entries.c.work_id == work_id)
+                            .order_by(t.ledger_entries.c.gen, t.ledger_entries.c.idx))
+        return [(r.idx, bytes(r.leaf)) for r in rows]
+
     def entries_for_work(self, conn: sa.Connection, work_id: str) -> list[tuple[int, int, str]]:
         rows = conn.execute(sa.select(t.ledger_entries.c.gen, t.ledger_entries.c.idx, t.ledger_entries.c.kind)
                             .where(t.ledger_entries.c.work_id == work_id)

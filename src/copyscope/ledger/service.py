@@ -118,6 +118,19 @@ class Ledger:
             return [self.log.receipt(conn, gen, idx, at=self.log.first_covering(conn, gen, idx) if original else None)
                     for gen, idx, _ in found]
 
+    def history(self, work_id: str) -> list[tuple[int, dict]]:
+        """(ledger index, entry body) for every entry about a work, oldest first;
+        an unreadable entry is left out (``verify`` is where damage is reported)."""
+        with self.engine.connect() as conn:
+            leaves = self.log.leaves_for_work(conn, work_id)
+        out = []
+        for index, leaf in leaves:
+            try:
+                out.append((index, json.loads(leaf)["body"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+        return out
+
     def receipts_at(self, conn: sa.Connection, indices: Sequence[int]) -> list[dict]:
         return self.log.receipts(conn, self.log.generation, list(indices))
 
