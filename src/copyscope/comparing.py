@@ -18,7 +18,7 @@ from typing import NamedTuple, Sequence
 
 from copyscope.errors import CopyscopeError, InputError, UsageError
 from copyscope.evidence import InputRecord, Result
-from copyscope.archives import is_archive
+from copyscope.archives import ArchiveCache, is_archive
 from copyscope.ingest import archive_members, expand_paths, read_path, walk
 from copyscope.model import Match
 from copyscope.plugins import Fingerprints, Modality, fingerprint
@@ -44,6 +44,9 @@ class _Docs:
         self.modalities = modalities
         self.docs: dict[str, tuple[Modality, Fingerprints]] = {}
         self.errors: dict[str, str] = {}
+        # Paths are read in sorted order, so an archive's members come one after
+        # another: the archive is opened (a compressed tar streamed) once, not per member.
+        self.archives = ArchiveCache(settings)
 
     def get(self, path: str) -> tuple[Modality, Fingerprints] | None:
         if path in self.docs:
@@ -51,7 +54,7 @@ class _Docs:
         if path in self.errors:
             return None
         try:
-            art = read_path(path, self.settings)
+            art = read_path(path, self.settings, self.archives)
             self.docs[path] = fingerprint(self.modalities, art)
             return self.docs[path]
         except CopyscopeError as exc:
