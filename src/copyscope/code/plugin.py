@@ -210,9 +210,9 @@ def _comment_lines(tokens: CodeTokens) -> Counter[str]:
 def _comment_evidence(ref: Counter[str], query: Counter[str], p: CodeParams) -> float:
     """Share of the registered file's comment lines found in the query, at full
     weight once ``min_comment_words`` words are shared."""
-    shared = ref & query
-    words = sum(n * _tokens(line) for line, n in shared.items())
-    return _containment(ref, query) * min(1.0, words / p.min_comment_words)
+    lines, words = _overlap(ref, query)
+    total = sum(ref.values())
+    return (lines / total if total else 0.0) * min(1.0, words / p.min_comment_words)
 
 
 def _tokens(statement: str) -> int:
@@ -224,11 +224,10 @@ def _containment(ref: Counter[str], query: Counter[str]) -> float:
     return sum((ref & query).values()) / total if total else 0.0
 
 
-def _mass_containment(ref: Counter[str], query: Counter[str]) -> float:
-    """Share of the registered file's statement *tokens* found in the query: a
-    40-token statement is more evidence than ``i++``."""
-    total = sum(n * _tokens(s) for s, n in ref.items())
-    return sum(n * _tokens(s) for s, n in (ref & query).items()) / total if total else 0.0
+def _overlap(ref: Counter[str], query: Counter[str]) -> tuple[int, int]:
+    """Items and tokens of the registered bag that the query also has (multiset)."""
+    shared = ref & query
+    return sum(shared.values()), sum(n * _tokens(s) for s, n in shared.items())
 
 
 class CodeModality:
@@ -280,11 +279,14 @@ class CodeModality:
 
     def verify(self, query: CodeDoc, ref: CodeDoc, stats: CorpusStats | None = None) -> Match | None:
         p = self.params
-        s_seg = _mass_containment(ref.segments, query.segments)
+        # Share of the registered statement *tokens* found in the query: a 40-token
+        # statement is more evidence than ``i++``.
+        _, matched = _overlap(ref.segments, query.segments)
+        total = sum(n * _tokens(seg) for seg, n in ref.segments.items())
+        s_seg = matched / total if total else 0.0
         use_lit = sum(ref.literals.values()) >= p.min_literals
         s_lit = _containment(ref.literals, query.literals) if use_lit else None
         score = s_seg if s_lit is None else (s_seg + s_lit) / 2
-        matched = sum(n * _tokens(seg) for seg, n in (ref.segments & query.segments).items())
         score *= min(1.0, matched / p.min_evidence_tokens)
         s_com = _comment_evidence(ref.comments, query.comments, p) if ref.comments else None
         if s_com:
