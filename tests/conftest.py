@@ -141,3 +141,45 @@ def read_manifest(samples: Path) -> list[dict[str, str]]:
     lines = (samples / "MANIFEST.tsv").read_text(encoding="utf-8").splitlines()
     header = lines[0].split("\t")
     return [dict(zip(header, ln.split("\t"))) for ln in lines[1:] if ln.strip()]
+
+
+# --- PostgreSQL (tests/pgserver.py: a real server per xdist worker) ------------------
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A running PostgreSQL server (tests/pgserver.py); skips when none is installed."""
+    from pgserver import start_server
+    server = start_server()
+    if isinstance(server, str):
+        pytest.skip(server)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_database_url(postgres_server) -> Callable[[], str]:
+    """Each call: the ``postgresql://`` URL of a new, empty database (dropped after the test)."""
+    made: list[str] = []
+
+    def new() -> str:
+        made.append(postgres_server.create_database())
+        return postgres_server.url(made[-1])
+
+    yield new
+    for name in made:
+        postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def pg_schema_url(pg_database_url) -> Callable[[], tuple[str, str]]:
+    """Each call: ``(url, schema)``, a new schema name (not created yet) in one
+    database shared by the calls of this test: two calls are two tenants."""
+    url: list[str] = []
+    names = iter(range(1, 1_000_000))
+
+    def new() -> tuple[str, str]:
+        if not url:
+            url.append(pg_database_url())
+        return url[0], f"tenant_{next(names)}"
+
+    return new

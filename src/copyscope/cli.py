@@ -90,12 +90,15 @@ def main_options(
     max_archive_bytes: Optional[int] = typer.Option(None, "--max-archive-bytes", help="Read at most this many uncompressed bytes from one archive (default 512 MiB)."),
     tsa_url: Optional[str] = typer.Option(None, "--tsa-url", help="RFC 3161 timestamp authority for new checkpoints (or $COPYSCOPE_TSA_URL)."),
     image_model: Optional[Path] = typer.Option(None, "--image-model", help="Local ONNX image encoder for semantic matching of re-drawn images (or $COPYSCOPE_IMAGE_MODEL)."),
+    db: Optional[str] = typer.Option(None, "--db", metavar="URL", help="registry database: default SQLite inside --home; postgresql://user@host/db for a server"),
 ) -> None:
     if max_bytes is not None and max_bytes < 1:
         raise UsageError("--max-bytes must be at least 1")
     if max_archive_bytes is not None and max_archive_bytes < 1:
         raise UsageError("--max-archive-bytes must be at least 1")
     ctx.obj = Ctx(home, quiet, json_out, max_bytes, tsa_url, max_archive_bytes, image_model)
+    if db:
+        ctx.obj.settings = ctx.obj.settings.with_(db_url=db)
 
 
 @app.command()

@@ -19,6 +19,7 @@ class Settings:
     candidate_limit: int = 25             # registered docs verified per query, per ranking (hits, containment)
     threshold: float | None = None        # override the modality's default decision threshold
     db_url: str | None = None             # default: SQLite file inside home
+    db_schema: str | None = None          # PostgreSQL schema of this registry (one per tenant); SQLite: None
     passphrase: str | None = field(default=None, repr=False)   # encrypts the ledger keys (PKCS#8)
     tsa_url: str | None = None            # RFC 3161 timestamp authority for checkpoints (optional)
     image_model: Path | None = None       # local ONNX image encoder for semantic matching (optional)

@@ -95,7 +95,7 @@ class Workspace:
         self.settings = settings
         self.home = settings.home
         self.modalities = modalities if modalities is not None else load_modalities(settings)
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, schema=settings.db_schema)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
         # Modalities whose analysis is costly (images) keep it next to the blobs.
@@ -178,16 +178,35 @@ class Workspace:
         Every work gets a ledger entry (``derive`` when ``derived_from`` names
         parent works; a salted commitment only when ``private``) and a receipt in
         ``home/receipts/<work id>.json`` (and in ``receipts_dir`` when given)."""
+        errors: list[str] = []
+        claim = self._claim(owner, license, record, private, derived_from, receipts_dir)
+        specs = self.plan_works(paths, title=title, each=each, skipped=errors)
+        return self._register_specs(specs, claim, errors, progress)
+
+    def register_uploads(self, uploads: Sequence[tuple[Path, str, str]], *, owner: str,
+                         license: str | None = None, title: str | None = None, record: Path | None = None,
+                         private: bool = False, derived_from: Sequence[str] = ()) -> RegisterOutcome:
+        """Register files a service staged: (staged path, the client's file name,
+        a unique root key). Each is one work titled by its name (or ``title``
+        for a single upload); the key lets a resumed job see what is registered."""
+        claim = self._claim(owner, license, record, private, derived_from, None)
+        specs = [WorkSpec(title if title and len(uploads) == 1 else name, key, "file", [FoundFile(Path(path), name)])
+                 for path, name, key in uploads]
+        return self._register_specs(specs, claim, [], None)
+
+    def _claim(self, owner: str, license: str | None, record: Path | None, private: bool,
+               derived_from: Sequence[str], receipts_dir: Path | None) -> Claim:
         if not owner.strip():
             raise InputError("--owner must not be empty")
         for parent in derived_from:
             self.ledger._require_work(parent)
         rec, rec_sha = load_record(record)
-        claim = Claim(owner, license, rec, rec_sha, private, tuple(derived_from), receipts_dir)
+        return Claim(owner, license, rec, rec_sha, private, tuple(derived_from), receipts_dir)
+
+    def _register_specs(self, specs: list[WorkSpec], claim: Claim, errors: list[str],
+                        progress: Progress | None) -> RegisterOutcome:
         progress = progress or NullProgress()
-        errors: list[str] = []
         warnings: list[str] = []
-        specs = self.plan_works(paths, title=title, each=each, skipped=errors)
         done: list[RegisteredWork] = []
         progress.start(sum(len(s.files) for s in specs), "registering")
         with self._lock():
@@ -382,32 +401,51 @@ class Workspace:
         for f in files:
             try:
                 art = read_found(f, self.settings, archives)
-                modality, fp = fingerprint(self.modalities, art)
             except CopyscopeError as exc:
                 result.errors.append(exc.message)
-                progress.advance(1)
-                continue
-            result.inputs.append(_input_record("query", fp))
-            # Generated, minified and vendored files are checked too (vendored code is
-            # where licensed foreign code legitimately lives) but reported apart.
-            found = triage_reason(f.relative, art.data)
-            kind = found[0] if found and found[0] != "binary" else None
-            if kind:
-                result.triaged.append({"path": f.relative, "kind": kind, "reason": found[1]})
-            if base_fps.get(modality.name) and hasattr(modality, "without_base"):
-                fp = modality.without_base(fp, base_fps[modality.name])
-            for match, ref in self.check_one(modality, fp, readers[modality.name], media=media):
-                if kind:
-                    match = replace(match, extra={**match.extra, "triage": kind})
-                result.matches.append(match)
-                result.inputs.append(_input_record("registered", ref, match.work.work_id if match.work else None,
-                                                   path=match.registered_path))
+            else:
+                self._check_artifact(result, art, f.relative, base_fps, readers, media)
             progress.advance(1)
         archives.close()
         if media:       # evidence extras, like the renderings: a bare decision skips them
             result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
         progress.stop()
         return result
+
+    def check_artifacts(self, artifacts: Sequence[Artifact], *, media: bool = False) -> Result:
+        """``check`` for content already in memory (an upload to the service):
+        ``artifact.origin`` is the name the matches and the bundle show."""
+        readers = {name: self.reader(name) for name in self.modalities}
+        result = Result("check", self.parameters())
+        for art in artifacts:
+            self._check_artifact(result, art, art.origin, {}, readers, media)
+        if media:
+            result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
+        return result
+
+    def _check_artifact(self, result: Result, art: Artifact, relative: str,
+                        base_fps: dict[str, list[Fingerprints]], readers: dict[str, IndexReader],
+                        media: bool) -> None:
+        try:
+            modality, fp = fingerprint(self.modalities, art)
+        except CopyscopeError as exc:
+            result.errors.append(exc.message)
+            return
+        result.inputs.append(_input_record("query", fp))
+        # Generated, minified and vendored files are checked too (vendored code is
+        # where licensed foreign code legitimately lives) but reported apart.
+        found = triage_reason(relative, art.data)
+        kind = found[0] if found and found[0] != "binary" else None
+        if kind:
+            result.triaged.append({"path": relative, "kind": kind, "reason": found[1]})
+        if base_fps.get(modality.name) and hasattr(modality, "without_base"):
+            fp = modality.without_base(fp, base_fps[modality.name])
+        for match, ref in self.check_one(modality, fp, readers[modality.name], media=media):
+            if kind:
+                match = replace(match, extra={**match.extra, "triage": kind})
+            result.matches.append(match)
+            result.inputs.append(_input_record("registered", ref, match.work.work_id if match.work else None,
+                                               path=match.registered_path))
 
     def _provenance(self, work_ids: list[str], limit: int = 200) -> dict[str, dict]:
         """How each matched work came to be, for the evidence: its creation record

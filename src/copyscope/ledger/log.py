@@ -24,7 +24,7 @@ from copyscope.ledger.keys import KeyRing, KeyStore, sign_note
 from copyscope.ledger.verifier import (PROOF_HEADER, VerificationError, parse_checkpoint, split_note,
                                        verify_consistency)
 from copyscope.storage import schema as t
-from copyscope.storage.registry import now
+from copyscope.storage.registry import lock_writers, now, storage_error
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ class Log:
             return []
         ring = self.ring
         gen = ring.generation
+        lock_writers(conn)       # PostgreSQL: the size read below stays the size until commit
         size = self.size(conn, gen)
         front = self._nodes(conn, gen, merkle.frontier(size)) if size else {}
         new: dict[tuple[int, int], bytes] = {}
@@ -191,8 +192,11 @@ class Log:
                                                             created_at=now()))
 
     def append_entries(self, entries: list[Entry]) -> list[int]:
-        with self.engine.begin() as conn:
-            return self.append(conn, entries)
+        try:
+            with self.engine.begin() as conn:
+                return self.append(conn, entries)
+        except sa.exc.DBAPIError as exc:
+            raise storage_error(exc, "the ledger could not be written") from exc
 
     # -- proofs and receipts ----------------------------------------------------------
     def inclusion(self, conn: sa.Connection, gen: int, index: int, size: int) -> list[bytes]:

@@ -87,10 +87,13 @@ def build_package(ledger: Ledger, blobs: BlobStore, work_id: str, out: Path) -> 
         work = conn.execute(sa.select(t.works).where(t.works.c.work_id == work_id)).first()
         if work is None:
             raise NotFoundError(f"no work {work_id} in this workspace")
-        files = conn.execute(sa.select(t.work_artifacts.c.path, t.artifacts.c.sha256)
-                             .join(t.artifacts, t.artifacts.c.id == t.work_artifacts.c.artifact_id)
-                             .join(t.works, t.works.c.id == t.work_artifacts.c.work_pk)
-                             .where(t.works.c.work_id == work_id).order_by(t.work_artifacts.c.path)).all()
+        # Sorted here by code point, not by the database: PostgreSQL's collation
+        # orders paths unlike SQLite's bytes, and member names must not depend on it.
+        files = sorted(tuple(r) for r in conn.execute(
+            sa.select(t.work_artifacts.c.path, t.artifacts.c.sha256)
+            .join(t.artifacts, t.artifacts.c.id == t.work_artifacts.c.artifact_id)
+            .join(t.works, t.works.c.id == t.work_artifacts.c.work_pk)
+            .where(t.works.c.work_id == work_id)))
     members: dict[str, bytes] = {}
     originals = {}
     for path, sha in files:
