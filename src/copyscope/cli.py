@@ -346,6 +346,8 @@ def _click_exception() -> type:
 def _install_ledger_commands() -> None:
     from copyscope.cli_ledger import install  # noqa: PLC0415
     install(app, _ctx)
+    from copyscope.cli_service import install as install_service  # noqa: PLC0415
+    install_service(app, _ctx)
 
 
 _install_ledger_commands()

@@ -1,0 +1,121 @@
+"""``create_app(settings)``: the FastAPI application. Nothing is created at
+import time; everything hangs off ``app.state.service``, made here."""
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from copyscope import __version__
+from copyscope.errors import (CopyscopeError, LimitError, NotFoundError, PluginError, UsageError,
+                              VerificationFailed, WorkspaceError)
+from copyscope.service.auth import AuthError
+from copyscope.service.config import ServiceSettings
+from copyscope.service.core import Service
+from copyscope.service.models import ErrorOut
+from copyscope.service.uploads import BodyLimit
+
+log = logging.getLogger("copyscope.service")
+
+ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
+    (400, "bad request: malformed multipart data or a bad argument"),
+    (401, "no API key, or an invalid or revoked one"),
+    (403, "the key lacks the scope this call needs"),
+    (404, "no such work, set, job or check in this tenant"),
+    (413, "the upload is over the limit"),
+    (415, "wrong content type"),
+    (422, "the input does not match the schema, or the file cannot be used"),
+    (429, "rate limit exceeded (Retry-After says when to retry)"),
+)}
+
+DESCRIPTION = """Register works, check items against them (allow / flag / block), and fetch the evidence.
+
+Authenticate with an API key: `Authorization: Bearer cs_k…` or `X-API-Key: cs_k…`.
+Scopes: `check`, `register`, `admin` (admin implies the others). Each tenant sees only its own
+works, protected sets, jobs and audit log. See docs/service.md."""
+
+
+def status_of(exc: CopyscopeError) -> int:
+    if isinstance(exc, LimitError):
+        return 413
+    if getattr(exc, "status", None):
+        return int(exc.status)
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, UsageError):
+        return 400
+    if isinstance(exc, VerificationFailed):
+        return 422
+    if isinstance(exc, (WorkspaceError, PluginError)):
+        return 503
+    return 422              # InputError: a file that cannot be used
+
+
+def error(status: int, message: str, detail: list | None = None, headers: dict | None = None) -> JSONResponse:
+    body = {"error": message, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
+    """The service for ``settings``; ``run_jobs=False`` leaves background jobs
+    queued (tests that drive the runner by hand)."""
+    service = Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_jobs:
+            from copyscope.service.jobs import JobRunner  # noqa: PLC0415
+            service.jobs = JobRunner(service)
+            service.jobs.start()
+        try:
+            yield
+        finally:
+            service.close()
+
+    app = FastAPI(title="copyscope", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  responses=ERRORS, openapi_url="/v1/openapi.json", docs_url="/v1/docs", redoc_url=None)
+    app.state.service = service
+    app.state.settings = settings
+
+    @app.exception_handler(CopyscopeError)
+    async def copyscope_error(_: Request, exc: CopyscopeError) -> JSONResponse:
+        return error(status_of(exc), exc.message)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_: Request, exc: AuthError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+        if exc.retry_after is not None:
+            headers = {"Retry-After": str(max(1, round(exc.retry_after + 0.5)))}
+        return error(exc.status, str(exc), headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"loc": [str(x) for x in e.get("loc", ())], "msg": str(e.get("msg", "")),
+                     "type": str(e.get("type", ""))} for e in exc.errors()]
+        first = problems[0] if problems else {"loc": [], "msg": "invalid request"}
+        where = ".".join(x for x in first["loc"] if x not in ("body",)) or "request"
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        return error(422, f"{where}: {first['msg']}{more}", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail), headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error")
+        return error(500, "internal error (logged on the server)")
+
+    from copyscope.service.routes import build_router  # noqa: PLC0415
+    from copyscope.service.ui import build_ui  # noqa: PLC0415
+    app.include_router(build_router())
+    build_ui(app)
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    return app

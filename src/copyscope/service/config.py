@@ -1,0 +1,52 @@
+"""ServiceSettings: everything ``copyscope serve`` is started with, passed explicitly."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from copyscope.errors import UsageError
+from copyscope.settings import MiB, Settings
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    home: Path                              # service.db (SQLite), tenants/<id>/ (each tenant's workspace)
+    db_url: str | None = None               # postgresql://…: service tables + one schema per tenant
+    max_upload_bytes: int = 32 * MiB        # whole request body; larger answers 413
+    max_batch_files: int = 100              # files in one POST /v1/check/batch
+    max_job_files: int = 10_000             # files in one background job
+    rate_per_s: float = 100.0               # default rate limit of new keys (token bucket)
+    burst: int = 200
+    readers_per_tenant: int = 2             # workspaces that answer checks in parallel, per tenant
+    keep_evidence: bool = True              # keep the query of a matched check for its report
+    passphrase: str | None = field(default=None, repr=False)
+    image_model: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.db_url and not re.match(r"^(sqlite|postgres(ql)?)(\+\w+)?://", self.db_url):
+            raise UsageError("--db takes sqlite:///path or postgresql://user@host/db")
+
+    @property
+    def postgres(self) -> bool:
+        return bool(self.db_url) and self.db_url.startswith("postgres")
+
+    @property
+    def service_db_url(self) -> str:
+        return self.db_url if self.postgres else f"sqlite:///{self.home / 'service.db'}"
+
+    def tenant_home(self, tenant_id: str) -> Path:
+        return self.home / "tenants" / tenant_id
+
+    def tenant_settings(self, tenant_id: str) -> Settings:
+        """A tenant's workspace: its own directory, and its own SQLite file or
+        PostgreSQL schema, so its works are unreachable from any other tenant."""
+        if not re.fullmatch(r"t[0-9a-f]{12}", tenant_id):
+            raise UsageError(f"not a tenant id: {tenant_id!r}")
+        return Settings(home=self.tenant_home(tenant_id), passphrase=self.passphrase,
+                        image_model=self.image_model,
+                        db_url=self.db_url if self.postgres else None,
+                        db_schema=f"tenant_{tenant_id}" if self.postgres else None)
+
+    def with_(self, **changes) -> "ServiceSettings":
+        return replace(self, **changes)
