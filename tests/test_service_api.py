@@ -343,3 +343,50 @@ def test_openapi_spec_is_served_and_versioned(client):
         assert path in spec["paths"], path
     assert {"401", "403", "413", "422", "429"} <= set(spec["paths"]["/v1/check"]["post"]["responses"])
     _ = io
+
+
+def test_duplicate_set_name_is_409_and_two_different_keys_are_401(client):
+    assert client.post("/v1/sets", headers=client.h, json={"name": "hero"}).status_code == 201
+    r = client.post("/v1/sets", headers=client.h, json={"name": "hero"})
+    assert r.status_code == 409 and "exists already" in r.json()["error"]
+    _, other = client.svc.store.create_key(client.tenant.id, "other", ["check"])
+    r = client.get("/v1/works", headers={**client.h, "X-API-Key": other})
+    assert r.status_code == 401 and "two different" in r.json()["error"]
+    assert client.get("/v1/works", headers={**client.h, "X-API-Key": client.key}).status_code == 200
+
+
+def test_admission_answers_503_past_the_checks_in_flight():
+    import asyncio
+
+    from copyscope.service.admission import Admission
+
+    release = asyncio.Event()
+
+    async def slow_app(scope, receive, send):
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def call(app, path):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+        await app({"type": "http", "path": path}, None, send)
+        return sent[0]["status"], dict(sent[0].get("headers", []))
+
+    async def scenario():
+        app = Admission(slow_app, limit=2)
+        first = [asyncio.create_task(call(app, "/v1/check")) for _ in range(2)]
+        await asyncio.sleep(0)
+        status, headers = await call(app, "/v1/check/text")          # the third in flight
+        other = asyncio.create_task(call(app, "/v1/works"))          # not a check: never refused
+        await asyncio.sleep(0)
+        release.set()
+        done = [await t for t in first] + [await other]
+        after = await call(app, "/v1/check")
+        return status, headers, [s for s, _ in done], after[0], app.in_flight
+
+    status, headers, done, after, in_flight = asyncio.run(scenario())
+    assert status == 503 and headers[b"retry-after"] == b"1"
+    assert done == [200, 200, 200] and after == 200 and in_flight == 0

@@ -20,6 +20,19 @@ def service_settings(c, **overrides):  # noqa: ANN001, ANN201 - the CLI's Ctx â†
                            **{k: v for k, v in overrides.items() if v is not None})
 
 
+def _cap_malloc_arenas() -> None:
+    """glibc gives each of the server's pool threads its own malloc arena; their
+    fragments read as memory growth for minutes. Two arenas bound it (measured in
+    benchmarks/README.md). Best effort: other C libraries are left alone."""
+    import ctypes  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    os.environ.setdefault("MALLOC_ARENA_MAX", "2")        # worker processes inherit it
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)           # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
+
+
 def install(app: typer.Typer, ctx_of: Callable) -> None:
     tenant_app = typer.Typer(help="Tenants of the service and their API keys.", no_args_is_help=True)
     app.add_typer(tenant_app, name="tenant")
@@ -33,19 +46,34 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         rate: Optional[float] = typer.Option(None, "--rate", help="Default rate limit of new keys, requests/s (default 100)."),
         burst: Optional[int] = typer.Option(None, "--burst", help="Default burst of new keys (default 200)."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+        workers: int = typer.Option(1, "--workers", help="Processes serving requests (one per core; default 1)."),
+        max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 16; 0 = no limit)."),
     ) -> None:
         """Start the HTTP service: the /v1 API (OpenAPI at /v1/openapi.json) and the web UI at /."""
+        import os  # noqa: PLC0415
+
         import uvicorn  # noqa: PLC0415
-        from copyscope.service import create_app  # noqa: PLC0415
         c = ctx_of(ctx)
         if max_upload_mb is not None and max_upload_mb < 1:
             raise UsageError("--max-upload-mb must be at least 1")
-        settings = service_settings(c, rate_per_s=rate, burst=burst,
+        if not 1 <= workers <= 64:
+            raise UsageError("--workers must be between 1 and 64")
+        if max_inflight is not None and max_inflight < 0:
+            raise UsageError("--max-inflight must be 0 or more")
+        settings = service_settings(c, rate_per_s=rate, burst=burst, max_inflight_checks=max_inflight,
                                     max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None)
-        application = create_app(settings)
+        _cap_malloc_arenas()
         c.note(f"copyscope service on http://{host}:{port}/ (API /v1, docs /v1/docs); home {settings.home}")
-        uvicorn.run(application, host=host, port=port, log_level=log_level, access_log=False,
-                    timeout_graceful_shutdown=10)
+        common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
+                  "timeout_graceful_shutdown": 10}
+        if workers == 1:
+            from copyscope.service import create_app  # noqa: PLC0415
+            uvicorn.run(create_app(settings), **common)
+            return
+        from copyscope.service.core import Service  # noqa: PLC0415
+        Service(settings).close()           # migrate once, before the workers race to
+        os.environ["COPYSCOPE_SERVICE_SETTINGS"] = settings.to_json()
+        uvicorn.run("copyscope.service.app:app_from_environment", factory=True, workers=workers, **common)
 
     @tenant_app.command("create")
     def tenant_create(

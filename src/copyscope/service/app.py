@@ -18,6 +18,7 @@ from copyscope.service.auth import AuthError
 from copyscope.service.config import ServiceSettings
 from copyscope.service.core import Service
 from copyscope.service.models import ErrorOut
+from copyscope.service.admission import Admission
 from copyscope.service.uploads import BodyLimit
 
 log = logging.getLogger("copyscope.service")
@@ -30,7 +31,9 @@ ERRORS = {code: {"model": ErrorOut, "description": text} for code, text in (
     (413, "the upload is over the limit"),
     (415, "wrong content type"),
     (422, "the input does not match the schema, or the file cannot be used"),
+    (409, "a protected set or tenant with that name exists already"),
     (429, "rate limit exceeded (Retry-After says when to retry)"),
+    (503, "busy (too many checks in flight) or the tenant's storage is unavailable; retry after Retry-After"),
 )}
 
 DESCRIPTION = """Register works, check items against them (allow / flag / block), and fetch the evidence.
@@ -118,4 +121,11 @@ def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
     app.include_router(build_router())
     build_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
+    app.add_middleware(Admission, limit=settings.max_inflight_checks)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """uvicorn's factory for ``serve --workers N``: settings come from the parent."""
+    import os  # noqa: PLC0415
+    return create_app(ServiceSettings.from_json(os.environ["COPYSCOPE_SERVICE_SETTINGS"]))

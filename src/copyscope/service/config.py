@@ -1,8 +1,9 @@
 """ServiceSettings: everything ``copyscope serve`` is started with, passed explicitly."""
 from __future__ import annotations
 
+import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from copyscope.errors import UsageError
@@ -19,6 +20,7 @@ class ServiceSettings:
     rate_per_s: float = 100.0               # default rate limit of new keys (token bucket)
     burst: int = 200
     readers_per_tenant: int = 2             # workspaces that answer checks in parallel, per tenant
+    max_inflight_checks: int = 16           # more /v1/check* requests at once answer 503 (0: no limit)
     keep_evidence: bool = True              # keep the query of a matched check for its report
     passphrase: str | None = field(default=None, repr=False)
     image_model: Path | None = None
@@ -50,3 +52,15 @@ class ServiceSettings:
 
     def with_(self, **changes) -> "ServiceSettings":
         return replace(self, **changes)
+
+    def to_json(self) -> str:
+        """For ``serve --workers N``: each worker process rebuilds the same settings."""
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServiceSettings":
+        d = json.loads(text)
+        d["home"] = Path(d["home"])
+        d["image_model"] = Path(d["image_model"]) if d.get("image_model") else None
+        return cls(**d)

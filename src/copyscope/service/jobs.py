@@ -10,8 +10,10 @@ pending are listed as such.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ class JobRunner:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._lock_fd: int | None = None
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="copyscope-jobs", daemon=True)
@@ -44,10 +47,30 @@ class JobRunner:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)         # closing drops the flock
+            self._lock_fd = None
+
+    def _hold_runner_lock(self) -> bool:
+        """One runner per home: with ``serve --workers N`` the other processes
+        wait here, and take over if the holder dies (the kernel drops its lock)."""
+        if self._lock_fd is not None:
+            return True
+        fd = os.open(self.service.settings.home / "jobs.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        self._lock_fd = fd
+        return True
 
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.clear()
+            if not self._hold_runner_lock():
+                self._wake.wait(timeout=2.0)
+                continue
             try:
                 worked = self.run_pending()
             except Exception:  # noqa: BLE001 - a runner must outlive one bad job

@@ -30,9 +30,17 @@ def scope(name: str):  # noqa: ANN201 - a FastAPI dependency
     def principal(request: Request,
                   cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)] = None,
                   key: Annotated[Optional[str], Depends(header_key)] = None) -> Principal:
-        token = key or (cred.credentials if cred else None)
-        return service(request).auth.authenticate(token, name)
+        return service(request).auth.authenticate(one_key(cred, key), name)
     return principal
+
+
+def one_key(cred: Optional[HTTPAuthorizationCredentials], key: Optional[str]) -> Optional[str]:
+    """The key from either header; two different keys in one request are refused."""
+    bearer_key = cred.credentials if cred else None
+    if key and bearer_key and key.strip() != bearer_key.strip():
+        from copyscope.service.auth import AuthError  # noqa: PLC0415
+        raise AuthError(401, "two different API keys in one request (Authorization and X-API-Key)")
+    return key or bearer_key
 
 
 def multipart(request: Request) -> None:
@@ -111,7 +119,7 @@ def build_router() -> APIRouter:
 
     @r.post("/check/batch", response_model=m.BatchOut, tags=["check"], dependencies=[Multipart],
             summary="Check several uploaded items in one request")
-    def check_batch(svc: Svc, who: CheckKey, files: list[UploadFile] = File(...),
+    def check_batch(svc: Svc, who: CheckKey, files: list[UploadFile] = File(..., min_length=1),
                     sets: Optional[str] = Form(None)) -> dict:
         if len(files) > svc.settings.max_batch_files:
             raise LimitError(f"{len(files)} files is over the {svc.settings.max_batch_files}-file batch limit")
@@ -133,7 +141,7 @@ def build_router() -> APIRouter:
     # -- works ---------------------------------------------------------------------
     @r.post("/works", response_model=m.RegisterOut, status_code=201, tags=["works"], dependencies=[Multipart],
             summary="Register works now (up to the batch limit); each file is one work")
-    def register(svc: Svc, who: RegisterKey, files: list[UploadFile] = File(...),
+    def register(svc: Svc, who: RegisterKey, files: list[UploadFile] = File(..., min_length=1),
                  owner: str = Form(..., min_length=1, max_length=200),
                  license: Optional[str] = Form(None, max_length=200, description="SPDX id; detected when absent"),
                  title: Optional[str] = Form(None, max_length=500, description="for a single file"),
@@ -188,7 +196,7 @@ def build_router() -> APIRouter:
     # -- jobs --------------------------------------------------------------------------
     @r.post("/jobs", response_model=m.JobOut, status_code=202, tags=["jobs"], dependencies=[Multipart],
             summary="Start a background job: bulk registration or a bulk check")
-    def submit_job(request: Request, svc: Svc, files: list[UploadFile] = File(...),
+    def submit_job(request: Request, svc: Svc, files: list[UploadFile] = File(..., min_length=1),
                    kind: str = Form(..., pattern="^(register|check)$"),
                    owner: Optional[str] = Form(None, max_length=200),
                    license: Optional[str] = Form(None, max_length=200),
@@ -196,7 +204,7 @@ def build_router() -> APIRouter:
                    private: bool = Form(False), sets: Optional[str] = Form(None),
                    cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)] = None,
                    key: Annotated[Optional[str], Depends(header_key)] = None) -> dict:
-        who = svc.auth.authenticate(key or (cred.credentials if cred else None), kind)
+        who = svc.auth.authenticate(one_key(cred, key), kind)
         if kind == "register" and not owner:
             raise UsageError("a registration job needs an owner")
         params = ({"owner": owner, "license": license, "record": parse_record(record),

@@ -134,6 +134,12 @@ def migrate(engine: sa.Engine) -> None:
         raise StorageError(f"the service database is damaged or unreadable: {exc.orig}") from exc
 
 
+class Conflict(UsageError):
+    """A name that must be unique is taken (HTTP 409)."""
+
+    status = 409
+
+
 class ServiceStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -159,7 +165,7 @@ class ServiceStore:
         if unlisted_action not in ("flag", "allow"):
             raise UsageError("unlisted action is flag or allow")
         if self._rows(sa.select(s.tenants.c.id).where(s.tenants.c.name == name)):
-            raise UsageError(f"a tenant named {name!r} exists already")
+            raise Conflict(f"a tenant named {name!r} exists already")
         tenant = Tenant(new_id("t"), name, unlisted_action, now())
         with self._tx() as conn:
             conn.execute(sa.insert(s.tenants).values(id=tenant.id, name=tenant.name,
@@ -167,16 +173,15 @@ class ServiceStore:
         return tenant
 
     def tenant(self, tenant_id: str) -> Tenant:
-        rows = self._rows(sa.select(s.tenants).where(s.tenants.c.id == tenant_id))
-        if not rows:
-            raise NotFoundError(f"no tenant {tenant_id}")
-        r = rows[0]
-        return Tenant(r.id, r.name, r.unlisted_action, r.created_at)
+        return self._one_tenant(s.tenants.c.id == tenant_id, f"no tenant {tenant_id}")
 
     def tenant_by_name(self, name: str) -> Tenant:
-        rows = self._rows(sa.select(s.tenants).where(s.tenants.c.name == name))
+        return self._one_tenant(s.tenants.c.name == name, f"no tenant named {name!r}")
+
+    def _one_tenant(self, cond: sa.ColumnElement, missing: str) -> Tenant:
+        rows = self._rows(sa.select(s.tenants).where(cond))
         if not rows:
-            raise NotFoundError(f"no tenant named {name!r}")
+            raise NotFoundError(missing)
         r = rows[0]
         return Tenant(r.id, r.name, r.unlisted_action, r.created_at)
 
@@ -237,7 +242,7 @@ class ServiceStore:
         _check_set(name, action, threshold)
         if self._rows(sa.select(s.protected_sets.c.id).where(s.protected_sets.c.tenant_id == tenant_id,
                                                              s.protected_sets.c.name == name)):
-            raise UsageError(f"a protected set named {name!r} exists already")
+            raise Conflict(f"a protected set named {name!r} exists already")
         set_id = new_id("s")
         with self._tx() as conn:
             conn.execute(sa.insert(s.protected_sets).values(
