@@ -21,6 +21,10 @@ class ServiceSettings:
     burst: int = 200
     readers_per_tenant: int = 2             # workspaces that answer checks in parallel, per tenant
     max_inflight_checks: int = 16           # more /v1/check* requests at once answer 503 (0: no limit)
+    # Registered docs verified per check and ranking (the CLI verifies 25). A
+    # request-path item holds one or two registered works; at 100,000 text works
+    # 10 keeps the planted copies of registry_scale.py and halves the latency.
+    candidate_limit: int = 10
     keep_evidence: bool = True              # keep the query of a matched check for its report
     passphrase: str | None = field(default=None, repr=False)
     image_model: Path | None = None
@@ -46,7 +50,7 @@ class ServiceSettings:
         if not re.fullmatch(r"t[0-9a-f]{12}", tenant_id):
             raise UsageError(f"not a tenant id: {tenant_id!r}")
         return Settings(home=self.tenant_home(tenant_id), passphrase=self.passphrase,
-                        image_model=self.image_model,
+                        image_model=self.image_model, candidate_limit=self.candidate_limit,
                         db_url=self.db_url if self.postgres else None,
                         db_schema=f"tenant_{tenant_id}" if self.postgres else None)
 
