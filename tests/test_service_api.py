@@ -390,3 +390,17 @@ def test_admission_answers_503_past_the_checks_in_flight():
     status, headers, done, after, in_flight = asyncio.run(scenario())
     assert status == 503 and headers[b"retry-after"] == b"1"
     assert done == [200, 200, 200] and after == 200 and in_flight == 0
+
+
+def test_one_job_runner_per_home_and_another_takes_over(client):
+    first, second = JobRunner(client.svc), JobRunner(client.svc)
+    assert first._hold_runner_lock() is True
+    assert second._hold_runner_lock() is False      # `serve --workers 2`: the other process waits
+    first.stop()                                    # the holder goes away (or dies: the kernel drops the flock)
+    assert second._hold_runner_lock() is True
+    second.stop()
+
+
+def test_settings_travel_to_worker_processes_as_json(tmp_path):
+    s = ServiceSettings(home=tmp_path, db_url="postgresql://u@h/db", candidate_limit=7, image_model=tmp_path / "m.onnx")
+    assert ServiceSettings.from_json(s.to_json()) == s
