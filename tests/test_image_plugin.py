@@ -118,6 +118,23 @@ def test_features_round_trip(plugin, original):
     assert (back.width, back.height, back.an_size) == (original.width, original.height, original.an_size)
 
 
+def test_features_stored_by_format_1_still_load(plugin, original):
+    import io
+    buf = io.BytesIO()          # what copyscope wrote before format 2: an .npz
+    np.savez(buf, version=np.int64(1), pts=original.pts, desc=original.desc, hashes=original.hashes,
+             thumb=original.thumb, size=np.array([original.width, original.height, *original.an_size], np.int64),
+             fmt=np.frombuffer(original.format.encode("ascii"), np.uint8))
+    back = plugin.loads(buf.getvalue(), original.artifact)
+    assert np.array_equal(back.desc, original.desc) and np.array_equal(back.pts, original.pts)
+    assert back.format == original.format and back.an_size == original.an_size
+
+
+def test_truncated_features_are_refused_not_misread(plugin, original):
+    data = plugin.dumps(original)
+    with pytest.raises(ValueError):
+        plugin.loads(data[: len(data) // 2], original.artifact)
+
+
 # --- through the CLI ----------------------------------------------------------------
 
 def test_register_check_and_report(cli, tmp_path):

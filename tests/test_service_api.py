@@ -404,3 +404,12 @@ def test_one_job_runner_per_home_and_another_takes_over(client):
 def test_settings_travel_to_worker_processes_as_json(tmp_path):
     s = ServiceSettings(home=tmp_path, db_url="postgresql://u@h/db", candidate_limit=7, image_model=tmp_path / "m.onnx")
     assert ServiceSettings.from_json(s.to_json()) == s
+
+
+def test_a_damaged_kept_query_is_named_not_rendered(client):
+    _register(client)
+    check_id = _check(client).json()["check_id"]
+    kept = client.svc.tenants.evidence_dir(client.tenant.id, check_id) / "query.bin"
+    kept.write_bytes(kept.read_bytes()[:-1] + b"!")
+    r = client.get(f"/v1/checks/{check_id}/bundle", headers=client.h)
+    assert r.status_code == 503 and "damaged" in r.json()["error"]

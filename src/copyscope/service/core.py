@@ -118,9 +118,8 @@ class Service:
         return out
 
     def _keep_query(self, tenant_id: str, check_id: str, art: Artifact) -> None:
-        d = self.tenants.evidence_dir(tenant_id, check_id)
-        write_durable(d / "query.bin", art.data)
-        write_durable(d / "query.json", json.dumps({"name": art.origin, "sha256": art.sha256}).encode())
+        # Its name and SHA-256 are in the audit record; the file is the only copy of the bytes.
+        write_durable(self.tenants.evidence_dir(tenant_id, check_id) / "query.bin", art.data)
 
     def check_record(self, who: Principal, check_id: str) -> dict[str, Any]:
         return self.store.audit_record(who.tenant_id, check_id)
@@ -146,8 +145,10 @@ class Service:
         d = self.tenants.evidence_dir(who.tenant_id, check_id)
         if not record["evidence"] or not (d / "query.bin").exists():
             raise NotFoundError(f"check {check_id} kept no evidence (decision {record['decision']})")
-        meta = json.loads((d / "query.json").read_text(encoding="utf-8"))
-        art = Artifact((d / "query.bin").read_bytes(), origin=meta["name"])
+        art = Artifact((d / "query.bin").read_bytes(), origin=record["input"]["name"])
+        if art.sha256 != record["input"]["sha256"]:
+            from copyscope.errors import StorageError  # noqa: PLC0415
+            raise StorageError(f"the kept query of check {check_id} is damaged (hash mismatch)")
         with self.tenants.reader(who.tenant_id) as ws:
             return ws.check_artifacts([art], media=True).bundle()
 
