@@ -23,6 +23,9 @@ from copyscope.service.tenants import TenantWorkspaces, remove_tree
 from copyscope.service.uploads import safe_name, sync_dir, write_durable
 
 
+TENANT_CACHE_S = 5.0
+
+
 @dataclass(frozen=True)
 class Upload:
     name: str
@@ -40,6 +43,7 @@ class Service:
         self.auth = Authenticator(self.store)
         self.tenants = TenantWorkspaces(settings)
         self.jobs = None              # a JobRunner, started by the app's lifespan
+        self._tenant_cache: dict[str, tuple[float, Tenant]] = {}
 
     def close(self) -> None:
         if self.jobs is not None:
@@ -75,7 +79,7 @@ class Service:
         started = time.perf_counter()
         for set_id in only_sets:
             self.store.protected_set(who.tenant_id, set_id)       # 404 for another tenant's set
-        tenant = self.store.tenant(who.tenant_id)
+        tenant = self._tenant(who.tenant_id)
         keep = self.settings.keep_evidence if keep_evidence is None else keep_evidence
         outcomes = []
         with self.tenants.reader(who.tenant_id) as ws:
@@ -116,6 +120,15 @@ class Service:
         if len(out) == 1:
             out[0]["total_ms"] = round((time.perf_counter() - started) * 1000, 2)
         return out
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        """The tenant's policy, re-read at most every ``TENANT_CACHE_S`` (a check
+        is a few milliseconds; a query per check is a visible share of it)."""
+        now_s = time.monotonic()
+        hit = self._tenant_cache.get(tenant_id)
+        if hit is None or now_s - hit[0] > TENANT_CACHE_S:
+            hit = self._tenant_cache[tenant_id] = (now_s, self.store.tenant(tenant_id))
+        return hit[1]
 
     def _keep_query(self, tenant_id: str, check_id: str, art: Artifact) -> None:
         # Its name and SHA-256 are in the audit record; the file is the only copy of the bytes.
