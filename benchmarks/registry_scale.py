@@ -157,8 +157,6 @@ def run_timed(cmd: list[str], out_path: Path) -> dict:
 
 def progress_check(work: Path, n_files: int = 2000) -> dict:
     """Register a few thousand files without --quiet on a pty: does a bar render?"""
-    import pty
-
     home = work / "progress-home"
     sub = work / "progress-docs"
     for p in (home, sub):
@@ -525,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    top matches: {d['top']}")
         if d.get("profile"):
             print(d["profile"])
-    print(f"\ncold `copyscope check` (new process, embedded query): "
+    print("\ncold `copyscope check` (new process, embedded query): "
           + ", ".join(f"{ms:.0f} ms (exit {rc})" for ms, rc in chk["cold_cli_embedded_ms"])
           + f"; `copyscope version` alone: {chk['cli_startup_ms']:.0f} ms")
     print(f"\nsummary: {work / 'summary.json'}")

@@ -310,7 +310,7 @@ def test_report_escapes_hostile_bundle_text(cli, ws, samples):
     bundle = json.loads(Path("full.json").read_bytes())
     m = bundle["matches"][0]
     m["query"]["path"] = f"evil{HOSTILE}.txt"
-    m["registered"].update(title=HOSTILE, owner=f'"><svg onload=alert(2)>', license=HOSTILE)
+    m["registered"].update(title=HOSTILE, owner='"><svg onload=alert(2)>', license=HOSTILE)
     p = m["passages"][0]
     for side in ("query", "registered"):
         p[side]["text"] = HOSTILE + p[side]["text"]

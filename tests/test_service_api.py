@@ -1,7 +1,6 @@
 """The /v1 HTTP API, in process: auth, tenants, uploads, checks, sets, audit, jobs."""
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -342,7 +341,6 @@ def test_openapi_spec_is_served_and_versioned(client):
                  "/v1/audit/export", "/v1/checks/{check_id}/report", "/v1/keys"]:
         assert path in spec["paths"], path
     assert {"401", "403", "413", "422", "429"} <= set(spec["paths"]["/v1/check"]["post"]["responses"])
-    _ = io
 
 
 def test_duplicate_set_name_is_409_and_two_different_keys_are_401(client):

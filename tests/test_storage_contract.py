@@ -30,7 +30,7 @@ from copyscope.evidence import canonical_bytes
 from copyscope.storage import schema as t
 from copyscope.storage.registry import HEAD, NewArtifact, SqlRegistry, make_engine, migrate
 from copyscope.workspace import Workspace
-from test_storage_registry import TABLES, RegistryContract, art, sha, snapshot, work
+from test_storage_registry import TABLES, RegistryContract, art, sha, work
 from test_workspace import SAMPLES, synthetic_text
 
 CODE_SAMPLES = Path(__file__).resolve().parent / "code_samples"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from copyscope.errors import CopyscopeError, InputError, LimitError, NotFoundError, UsageError
+from copyscope.errors import LimitError, NotFoundError, StorageError, UsageError
 from copyscope.model import Artifact
 from copyscope.service.auth import Authenticator, Principal
 from copyscope.service.config import ServiceSettings
@@ -160,7 +160,6 @@ class Service:
             raise NotFoundError(f"check {check_id} kept no evidence (decision {record['decision']})")
         art = Artifact((d / "query.bin").read_bytes(), origin=record["input"]["name"])
         if art.sha256 != record["input"]["sha256"]:
-            from copyscope.errors import StorageError  # noqa: PLC0415
             raise StorageError(f"the kept query of check {check_id} is damaged (hash mismatch)")
         with self.tenants.reader(who.tenant_id) as ws:
             return ws.check_artifacts([art], media=True).bundle()
@@ -324,5 +323,3 @@ def upload_key(stage: str, seq: int, name: str) -> str:
     so a resumed job finds what a crash had already committed."""
     return f"upload:{stage}/{seq:05d}/{name}"
 
-
-__all__ = ["Service", "Upload", "CopyscopeError", "InputError"]
