@@ -394,7 +394,7 @@ class Workspace:
         skipped: list[str] = []
         base_fps = self._base_fingerprints(base)
         files = expand_paths(list(paths), self.settings, skipped)
-        readers = {name: self.reader(name) for name in self.modalities}
+        readers: dict[str, IndexReader] = {}       # opened on first use, once per call
         result = Result("check", self.parameters(), errors=skipped)
         progress.start(len(files), "checking")
         archives = ArchiveCache(self.settings)
@@ -415,7 +415,7 @@ class Workspace:
     def check_artifacts(self, artifacts: Sequence[Artifact], *, media: bool = False) -> Result:
         """``check`` for content already in memory (an upload to the service):
         ``artifact.origin`` is the name the matches and the bundle show."""
-        readers = {name: self.reader(name) for name in self.modalities}
+        readers: dict[str, IndexReader] = {}
         result = Result("check", self.parameters())
         for art in artifacts:
             self._check_artifact(result, art, art.origin, {}, readers, media)
@@ -440,6 +440,8 @@ class Workspace:
             result.triaged.append({"path": relative, "kind": kind, "reason": found[1]})
         if base_fps.get(modality.name) and hasattr(modality, "without_base"):
             fp = modality.without_base(fp, base_fps[modality.name])
+        if modality.name not in readers:       # a service check: one modality's segments looked up, not all
+            readers[modality.name] = self.reader(modality.name)
         for match, ref in self.check_one(modality, fp, readers[modality.name], media=media):
             if kind:
                 match = replace(match, extra={**match.extra, "triage": kind})

@@ -140,24 +140,27 @@ class Service:
     def report_html(self, who: Principal, check_id: str) -> str:
         """The evidence report of a check: the kept query checked again with the
         renderings (side-by-side images, passages), then cached."""
-        record = self.store.audit_record(who.tenant_id, check_id)
-        d = self.tenants.evidence_dir(who.tenant_id, check_id)
-        if not record["evidence"] or not (d / "query.bin").exists():
-            raise NotFoundError(f"check {check_id} kept no evidence (decision {record['decision']})")
+        record, d = self._evidence(who, check_id)
         cached = d / "report.html"
         if cached.exists():
             return cached.read_text(encoding="utf-8")
-        bundle = self.evidence_bundle(who, check_id)
         from copyscope.report import render_html  # noqa: PLC0415
-        html = render_html(bundle, generated_at=record["time"])
+        html = render_html(self._bundle(who, check_id, record, d), generated_at=record["time"])
         write_durable(cached, html.encode("utf-8"))
         return html
 
     def evidence_bundle(self, who: Principal, check_id: str) -> dict[str, Any]:
+        return self._bundle(who, check_id, *self._evidence(who, check_id))
+
+    def _evidence(self, who: Principal, check_id: str) -> tuple[dict[str, Any], Path]:
+        """The check's audit record and the directory of its kept query (404 when none was kept)."""
         record = self.store.audit_record(who.tenant_id, check_id)
         d = self.tenants.evidence_dir(who.tenant_id, check_id)
         if not record["evidence"] or not (d / "query.bin").exists():
             raise NotFoundError(f"check {check_id} kept no evidence (decision {record['decision']})")
+        return record, d
+
+    def _bundle(self, who: Principal, check_id: str, record: dict[str, Any], d: Path) -> dict[str, Any]:
         art = Artifact((d / "query.bin").read_bytes(), origin=record["input"]["name"])
         if art.sha256 != record["input"]["sha256"]:
             raise StorageError(f"the kept query of check {check_id} is damaged (hash mismatch)")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Iterator
 from copyscope.errors import NotFoundError
 from copyscope.plugins import Modality, load_modalities
 from copyscope.service.config import ServiceSettings
+from copyscope.settings import Settings
 
 if TYPE_CHECKING:
     from copyscope.workspace import Workspace
@@ -35,7 +36,7 @@ class TenantWorkspaces:
     def modalities(self) -> dict[str, Modality]:
         # One set of plugin objects for every tenant: they are stateless analysers.
         if self._modalities is None:
-            self._modalities = load_modalities(self.settings.tenant_settings("t" + "0" * 12))
+            self._modalities = load_modalities(Settings(home=self.settings.home, image_model=self.settings.image_model))
         return self._modalities
 
     def create(self, tenant_id: str) -> None:

@@ -315,16 +315,12 @@ class SqlRegistry:
             cond = sa.or_(*(sa.func.lower(c).like(like, escape="\\")
                             for c in (t.works.c.work_id, t.works.c.title, t.works.c.owner)))
         total = int(self._read(sa.select(sa.func.count()).select_from(t.works).where(cond))[0][0])
-        files = (sa.select(sa.func.count()).select_from(t.work_artifacts)
-                 .where(t.work_artifacts.c.work_pk == t.works.c.id).scalar_subquery())
-        rows = self._read(sa.select(t.works, files.label("n_files")).where(cond)
+        rows = self._read(sa.select(t.works, _n_files()).where(cond)
                           .order_by(t.works.c.id.desc()).limit(limit).offset(offset))
         return total, [_summary(r) for r in rows]
 
     def work_info(self, work_id: str) -> WorkSummary:
-        files = (sa.select(sa.func.count()).select_from(t.work_artifacts)
-                 .where(t.work_artifacts.c.work_pk == t.works.c.id).scalar_subquery())
-        rows = self._read(sa.select(t.works, files.label("n_files")).where(t.works.c.work_id == work_id))
+        rows = self._read(sa.select(t.works, _n_files()).where(t.works.c.work_id == work_id))
         if not rows:
             raise NotFoundError(f"no work {work_id}")
         return _summary(rows[0])
@@ -445,6 +441,12 @@ class WorkSummary:
     path: str
     files: int
     created_at: str
+
+
+def _n_files() -> sa.Label:
+    """A works query's extra column: how many files the work has."""
+    return (sa.select(sa.func.count()).select_from(t.work_artifacts)
+            .where(t.work_artifacts.c.work_pk == t.works.c.id).scalar_subquery().label("n_files"))
 
 
 def _summary(r: sa.Row) -> WorkSummary:
