@@ -200,6 +200,92 @@ def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
     ws.close()
 
 
+def scene(seed: int, w: int = 720, h: int = 480) -> Image.Image:
+    """A picture without straight edges (``photo`` is built on a square grid,
+    which is all straight edges): a smooth random colour field and discs."""
+    r = np.random.default_rng(seed)
+    field = Image.fromarray(r.integers(0, 255, (h // 40, w // 40, 3)).astype(np.uint8))
+    img = field.resize((w, h), Image.BILINEAR).filter(ImageFilter.GaussianBlur(18))
+    d = ImageDraw.Draw(img)
+    for _ in range(60):
+        x, y, s = int(r.integers(0, w)), int(r.integers(0, h)), int(r.integers(10, 60))
+        d.ellipse([x, y, x + s, y + s * 0.7], fill=tuple(int(v) for v in r.integers(0, 255, 3)))
+    return img
+
+
+def _inset_query(inner: int, outer: int, box=(560, 120, 360, 240)) -> Image.Image:
+    canvas = Image.eval(scene(outer, 1000, 700), lambda v: v // 3)     # a dark backdrop
+    x, y, w, h = box
+    canvas.paste(scene(inner).resize((w, h)), (x, y))
+    return canvas
+
+
+def test_insets_finds_a_pasted_picture():
+    img = _inset_query(7, 60)
+    gray = np.asarray(img.convert("L").resize((512, 358)))
+    k = 512 / 1000
+    want = np.array([560 * k, 120 * k, 360 * k, 240 * k])
+    found = [np.array(r) for r in F.insets(gray)]
+    assert any(np.abs(r - want).max() <= 4 for r in found), (found, want)
+
+
+def test_an_inset_gets_its_own_row_of_code_distances(plugin):
+    """The whole query's hash describes the surroundings; the inset's own hash
+    is what sits next to the registered picture's."""
+    refs = [plugin.fingerprint(Artifact(enc(scene(400 + i)), origin=f"r{i}.jpg")) for i in range(6)]
+    codes = np.stack([plugin.global_codes(r) for r in refs])
+    q = plugin.fingerprint(Artifact(enc(_inset_query(403, 61), quality=85), origin="q.jpg"))
+    dist = plugin.code_distances(q, codes)
+    assert dist.shape[0] >= 2 and dist.shape[1] == 6
+    assert dist[0, 3] > plugin.params.max_region_distance            # not from the whole view
+    assert dist[1:, 3].min() <= plugin.params.max_region_distance
+    assert int(np.argmin(dist[1:].min(axis=0))) == 3
+
+
+def test_a_plain_picture_has_no_insets_to_look_up(plugin):
+    q = plugin.fingerprint(Artifact(enc(photo(9)), origin="q.jpg"))
+    codes = np.stack([plugin.global_codes(q)])
+    assert plugin.code_distances(q, codes).shape[0] == 1 + q.inset_hashes.shape[0]
+
+
+def test_heavy_blur_is_aligned_without_keypoints(plugin, original):
+    """No keypoint survives a blur this strong; the global hashes say which views
+    correspond, correlation refines the fit, and the textured blocks agree."""
+    m = _verify(plugin, photo(1).filter(ImageFilter.GaussianBlur(16)), original, quality=70)
+    ev = m.extra["image"]
+    assert ev["inliers"] < 8 and ev["alignment"] == "global"
+    assert ev["photometric_agreement"] >= 0.5 and ev["homography"] is not None
+    assert ev["transform"]["registered_covered"] > 0.9
+
+
+def test_mirrored_blur_is_aligned_the_right_way_round(plugin, original):
+    img = photo(1).transpose(Image.FLIP_LEFT_RIGHT).filter(ImageFilter.GaussianBlur(16))
+    ev = _verify(plugin, img, original, quality=70).extra["image"]
+    assert ev["alignment"] == "global" and ev["transform"]["mirrored"] is True
+
+
+def test_keypoint_free_alignment_needs_agreeing_texture(plugin, original):
+    """Another picture whose blurred layout is similar is not aligned: its
+    textured blocks do not correlate."""
+    m = _verify(plugin, photo(2).filter(ImageFilter.GaussianBlur(16)), original, quality=70)
+    assert m is None or (m.extra["image"]["alignment"] is None and m.verdict != "copy")
+
+
+def test_overlaid_text_does_not_hide_the_picture_from_the_probe(plugin, original):
+    """Big overlaid text owns the strongest corners of the query; the probe looks
+    at keypoints spread over the picture, so the copied content is still matched."""
+    from PIL import ImageFont
+    img = photo(1)
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=48)
+    for row in (0, 4, 8):
+        d.text((5, 5 + row * 52), "SALE TODAY 2026 FREE", fill=(255, 255, 255), font=font, stroke_width=3,
+               stroke_fill=(0, 0, 0))
+    q = plugin.fingerprint(Artifact(enc(img, quality=85), origin="q.jpg"))
+    m = plugin.verify(q, original)
+    assert m is not None and m.extra["image"]["alignment"] == "keypoints" and m.extra["image"]["inliers"] >= 8
+
+
 def test_a_pre_image_workspace_is_migrated(cli, home, tmp_path):
     """A registry at schema 0002 (before artifact codes) opens and keeps working."""
     import sqlite3

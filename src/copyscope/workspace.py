@@ -530,15 +530,26 @@ class Workspace:
         cached = self._codes_cache.get(modality.name)
         if cached is None or cached[0] != generation:
             ids, codes = self.registry.global_codes(modality.name, int(params["code_width"]))
+            codes = np.asfortranarray(codes)      # column-major: each code column is scanned alone
             cached = self._codes_cache[modality.name] = (generation, ids, codes)
         _, ids, codes = cached
         if ids.shape[0] == 0:
             return []
-        dist = modality.code_distances(fp, codes)
-        k = min(int(params["hash_candidates"]), dist.shape[0])
-        near = np.argpartition(dist, k - 1)[:k]
-        near = near[dist[near] <= int(params["max_hash_distance"])]
-        return ids[near[np.argsort(dist[near], kind="stable")]].tolist()
+        dist = np.atleast_2d(modality.code_distances(fp, codes))
+        # Row 0 is the whole query; further rows are parts of it (image insets),
+        # each with its own few candidates so the whole view keeps its own.
+        out: list[int] = []
+        for row, (limit, within) in enumerate(
+                [(params["hash_candidates"], params["max_hash_distance"])]
+                + [(params.get("region_candidates", 0), params.get("max_region_distance", -1))] * (dist.shape[0] - 1)):
+            k = min(int(limit), dist.shape[1])
+            if k <= 0:
+                continue
+            d = dist[row]
+            near = np.argpartition(d, k - 1)[:k]
+            near = near[d[near] <= int(within)]
+            out += [i for i in ids[near[np.argsort(d[near], kind="stable")]].tolist() if i not in out]
+        return out
 
     def _cached_stats(self, reader: IndexReader) -> CachedStats:
         """Corpus statistics memoised per index generation (the live segment set):

@@ -140,3 +140,96 @@ def thumbnail(gray: np.ndarray, side: int = THUMB_SIDE) -> np.ndarray:
     if s >= 1:
         return gray.copy()
     return cv2.resize(gray, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+INSET_MAX = 6                # rectangles looked up per query
+_EDGE_STEP = 16              # grey levels across 3 pixels that make an edge (blur-tolerant)
+_SIDE_SUPPORT = 0.5          # share of a side's length that must be edge
+_RUN_DIV = 10                # straight runs shorter than 1/10 of the picture are texture
+
+
+def insets(gray: np.ndarray, n: int = INSET_MAX) -> list[tuple[int, int, int, int]]:
+    """Axis-aligned rectangles ``(x, y, w, h)`` whose sides are long straight edges:
+    a picture pasted into a larger one, the content area of a screenshot, a frame.
+
+    Their global hashes are looked up on their own, because the whole query's
+    hash describes mostly the surroundings and the descriptor index ranks small
+    insets poorly. A side may be the picture's own border (an inset in a corner),
+    but at least two sides must be edges inside the picture."""
+    cv2 = _cv2()
+    h, w = gray.shape
+    if min(h, w) < 48:
+        return []
+    g = cv2.GaussianBlur(gray, (3, 3), 0).astype(np.int16)
+    edge_h = np.zeros((h - 1, w), np.uint8)              # between rows y and y + 1
+    edge_v = np.zeros((h, w - 1), np.uint8)
+    edge_h[1:-1] = np.abs(g[3:] - g[:-3]) >= _EDGE_STEP
+    edge_v[:, 1:-1] = np.abs(g[:, 3:] - g[:, :-3]) >= _EDGE_STEP
+    run_h, run_v = max(12, w // _RUN_DIV), max(12, h // _RUN_DIV)
+    # keep only straight runs (closing bridges small gaps where both sides share a tone)
+    edge_h = cv2.morphologyEx(cv2.morphologyEx(edge_h, cv2.MORPH_CLOSE, np.ones((1, 5), np.uint8)),
+                              cv2.MORPH_OPEN, np.ones((1, run_h), np.uint8))
+    edge_v = cv2.morphologyEx(cv2.morphologyEx(edge_v, cv2.MORPH_CLOSE, np.ones((5, 1), np.uint8)),
+                              cv2.MORPH_OPEN, np.ones((run_v, 1), np.uint8))
+    rows = _strongest_lines(edge_h.sum(axis=1), 2 * run_h)
+    cols = _strongest_lines(edge_v.sum(axis=0), 2 * run_v)
+    if not rows and not cols:
+        return []
+    sum_h = np.pad(np.cumsum(edge_h, axis=1, dtype=np.int32), ((0, 0), (1, 0)))
+    sum_v = np.pad(np.cumsum(edge_v, axis=0, dtype=np.int32), ((1, 0), (0, 0)))
+    # Every rectangle of candidate lines at once; -1 and the last pixel are the borders.
+    ys, xs = np.array([-1, *rows, h - 1]), np.array([-1, *cols, w - 1])
+    inner_y, inner_x = np.ones(ys.shape, bool), np.ones(xs.shape, bool)
+    inner_y[[0, -1]] = inner_x[[0, -1]] = False
+    y0s, x0s = np.maximum(ys, 0), np.maximum(xs, 0)
+    rows_at = sum_h[np.clip(ys, 0, h - 2)]                               # ny × (w + 1)
+    # side[i, p, q]: share of line i between positions p < q that is edge
+    horiz = (rows_at[:, xs + 1][:, None, :] - rows_at[:, x0s + 1][:, :, None]) / np.maximum(1, xs[None, :] - x0s[:, None])[None]
+    cols_at = sum_v[:, np.clip(xs, 0, w - 2)]                            # (h + 1) × nx
+    vert = (cols_at[ys + 1][None, :, :] - cols_at[y0s + 1][:, None, :]) / np.maximum(1, ys[None, :] - y0s[:, None])[:, :, None]
+    vert = vert.transpose(2, 0, 1)                                       # [j, s, t]
+    top = horiz[:, None, :, :]                                           # axes: s, t, p, q
+    bottom = horiz[None, :, :, :]
+    left = vert.transpose(1, 2, 0)[:, :, :, None]
+    right = vert.transpose(1, 2, 0)[:, :, None, :]
+    inner = [inner_y[:, None, None, None], inner_y[None, :, None, None],
+             inner_x[None, None, :, None], inner_x[None, None, None, :]]
+    sides = [np.broadcast_to(v, (ys.size, ys.size, xs.size, xs.size)) for v in (top, bottom, left, right)]
+    n_inner = sum(np.broadcast_to(m, sides[0].shape).astype(np.int8) for m in inner)
+    weakest = np.minimum.reduce([np.where(m, v, 1.0) for v, m in zip(sides, inner)])
+    strength = sum(np.where(m, v, 0.0) for v, m in zip(sides, inner))
+    hh = (ys[None, :] - ys[:, None])[:, :, None, None]
+    ww = (xs[None, :] - xs[:, None])[None, None, :, :]
+    ok = ((hh >= 0.15 * h) & (ww >= 0.15 * w) & (hh * ww >= 0.06 * w * h) & (hh * ww <= 0.9 * w * h)
+          & (n_inner >= 2) & (weakest >= _SIDE_SUPPORT))
+    s_i, t_i, p_i, q_i = np.nonzero(ok)
+    order = np.argsort(-strength[s_i, t_i, p_i, q_i], kind="stable")
+    out: list[tuple[int, int, int, int]] = []
+    near = 0.04 * max(w, h)
+    for k in order.tolist():
+        r = (int(xs[p_i[k]]) + 1, int(ys[s_i[k]]) + 1, int(xs[q_i[k]] - xs[p_i[k]]), int(ys[t_i[k]] - ys[s_i[k]]))
+        if all(max(abs(r[i] - o[i]) for i in range(4)) > near for o in out):
+            out.append(r)
+            if len(out) == n:
+                break
+    return out
+
+
+def _strongest_lines(profile: np.ndarray, min_len: int, limit: int = 16) -> list[int]:
+    """Positions with a long edge run, strongest first, one per 4 pixels."""
+    pos = np.flatnonzero(profile >= min_len)
+    out: list[int] = []
+    for p in pos[np.argsort(-profile[pos], kind="stable")].tolist():
+        if all(abs(p - q) > 3 for q in out):
+            out.append(p)
+            if len(out) == limit:
+                break
+    return sorted(out)
+
+
+def region_hashes(gray: np.ndarray, rects: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Global hash of each rectangle ``(x, y, w, h)`` of ``gray`` (see :func:`insets`)."""
+    cv2 = _cv2()
+    out = [dct_hash(cv2.resize(gray[y:y + h, x:x + w], (32, 32), interpolation=cv2.INTER_AREA))
+           for x, y, w, h in rects]
+    return np.array(out, dtype=np.uint64)

@@ -29,6 +29,7 @@ PROBE = 100                  # registered keypoints looked at first
 MAX_HAMMING = 64             # of 256 bits: chance pairs of ORB descriptors sit near 100–128
 MIN_PROBE_MATCHES = 4
 BLOCK = 8                    # thumbnail pixels per comparison block
+MIN_TEXTURED_BLOCKS = 12     # a keypoint-free alignment needs this much texture to judge
 
 
 @dataclass
@@ -53,7 +54,12 @@ def good_matches(q_desc: np.ndarray, r_desc: np.ndarray) -> tuple[np.ndarray, np
 
 def plausible(q_desc: np.ndarray, r_desc: np.ndarray, probe: int = PROBE) -> bool:
     """Cheap first look: do the registered image's strongest keypoints have
-    ratio-test matches among the query's strongest? Most candidates stop here."""
+    ratio-test matches among the query's probe set? Most candidates stop here.
+    A query with fewer keypoints than the probe (a smooth picture, a small crop)
+    is always matched in full: that costs no more than the probe, and four
+    chance-free matches out of a few dozen keypoints is too much to ask."""
+    if q_desc.shape[0] < probe:
+        return True
     return good_matches(q_desc[:5 * probe], r_desc[:probe])[0].shape[0] >= MIN_PROBE_MATCHES
 
 
@@ -141,8 +147,10 @@ class Photometric:
 
 def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
                 q_an: tuple[int, int], r_an: tuple[int, int], r_scale: float, mirrored: bool,
-                ncc_min: float = 0.5, regions: bool = True) -> Photometric:
-    """Warp the query thumbnail onto the registered one and compare blocks."""
+                ncc_min: float = 0.5, regions: bool = True, textured_only: bool = False) -> Photometric:
+    """Warp the query thumbnail onto the registered one and compare blocks.
+    ``textured_only``: blocks flat on both sides are not compared (two skies
+    agree with each other; without keypoints to anchor the fit, that proves nothing)."""
     cv2 = _cv2()
     qh_t, qw_t = q_thumb.shape
     rh_t, rw_t = r_thumb.shape
@@ -169,6 +177,10 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     same_tone = np.abs(a.mean(axis=2) - b.mean(axis=2)) < 40
     # flat on both sides: the same tone is all we can ask; texture on one side only: altered
     ok = np.where(flat_a & flat_b, same_tone, np.where(flat_a | flat_b, False, ncc >= ncc_min))
+    if textured_only:
+        comparable &= ~(flat_a & flat_b)
+        if comparable.sum() < MIN_TEXTURED_BLOCKS:
+            return Photometric(0.0, int(comparable.sum()), [])
     total = int(comparable.sum())
     agree = int((ok & comparable).sum())
     if not regions:
@@ -177,3 +189,37 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     altered = [[round(x * BLOCK * k), round(y * BLOCK * k), round(BLOCK * k), round(BLOCK * k)]
                for y, x in zip(*np.nonzero(comparable & ~ok))]
     return Photometric(agree / total if total else 0.0, total, altered)
+
+
+def view_homography(q_rect: tuple[float, float, float, float], r_rect: tuple[float, float, float, float]) -> np.ndarray:
+    """The homography (analysis pixels) that lays one rectangle ``(x, y, w, h)`` of
+    the query onto one of the registered image: what two equal global hashes of
+    those views say about the geometry."""
+    qx, qy, qw, qh = q_rect
+    rx, ry, rw, rh = r_rect
+    sx, sy = rw / max(qw, 1e-6), rh / max(qh, 1e-6)
+    return np.array([[sx, 0.0, rx - sx * qx], [0.0, sy, ry - sy * qy], [0.0, 0.0, 1.0]])
+
+
+def refine(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray, q_an: tuple[int, int],
+           r_an: tuple[int, int], mirrored: bool) -> np.ndarray:
+    """Refine a hypothesised alignment by maximising the correlation of the
+    thumbnails (ECC, affine): for blurred or smooth pictures whose keypoints did
+    not survive, but whose global hashes say where the views lie. Returns ``H``
+    unchanged when ECC does not converge."""
+    cv2 = _cv2()
+    qh_t, qw_t = q_thumb.shape
+    rh_t, rw_t = r_thumb.shape
+    sq = np.diag([qw_t / q_an[0], qh_t / q_an[1], 1.0])
+    sr = np.diag([rw_t / r_an[0], rh_t / r_an[1], 1.0])
+    Ht = sr @ H @ np.linalg.inv(sq)
+    src = np.ascontiguousarray(q_thumb[:, ::-1] if mirrored else q_thumb).astype(np.float32)
+    warp = np.linalg.inv(Ht)[:2].astype(np.float32)          # registered thumb → query thumb
+    try:
+        _, warp = cv2.findTransformECC(r_thumb.astype(np.float32), src, warp, cv2.MOTION_AFFINE,
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-4), None, 3)
+    except cv2.error:
+        return H
+    Ht_new = np.linalg.inv(np.vstack([warp.astype(np.float64), [0.0, 0.0, 1.0]]))
+    H_new = np.linalg.inv(sr) @ Ht_new @ sq
+    return H_new if _sane(H_new) else H

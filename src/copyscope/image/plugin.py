@@ -20,7 +20,8 @@ from copyscope.errors import InputError
 from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
-from copyscope.image.geometry import MIN_INLIERS, Geometry, describe, match, photometric, plausible
+from copyscope.image.geometry import (MIN_INLIERS, Geometry, describe, match, photometric, plausible, refine,
+                                      view_homography)
 from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
@@ -33,6 +34,8 @@ _MAGIC = b"CSIMGF2\0"
 CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
 MIRROR_TRIES = 4
+ALIGN_TRIES = 3                 # keypoint-free alignments per query looked up in the index
+PROBE_QUERY = 500               # query descriptors the probe looks at
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class ImageParams:
     common_df: int = 3
     hash_candidates: int = 5            # plus the nearest global codes by Hamming distance
     max_hash_distance: int = 20         # of 64 bits; farther codes are not candidates
+    max_align_distance: int = 14        # no keypoint fit: align by the matching global views up to this
+    region_candidates: int = 2          # nearest codes per inset of the query
+    max_region_distance: int = 12       # an inset is a smaller view: stricter, chance is likelier
     code_width: int = CODE_WIDTH
 
 
@@ -78,6 +84,7 @@ class ImageDoc:
         # looked up in the index (query_keys) gets ranked candidates, and a
         # mirrored copy is among the first few of them.
         self.mirror_tries: int | None = None
+        self.align_tries: int | None = None     # keypoint-free alignments, likewise (ALIGN_TRIES)
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -155,8 +162,32 @@ class ImageDoc:
             return np.zeros((0, 2), np.float32), np.zeros((0, 32), np.uint8)
         return F.orb(np.ascontiguousarray(self._gray[:, ::-1]), F.N_QUERY_MIRRORED)
 
+    @functools.cached_property
+    def probe_features(self) -> tuple[np.ndarray, np.ndarray]:
+        """The query descriptors the cheap probe looks at: spread over the picture,
+        not the strongest, because overlaid text or a logo owns the strongest
+        corners of a picture and would leave none for the copied content."""
+        return _probe_set(*self.query_features, self.an_size)
+
+    @functools.cached_property
+    def insets(self) -> list[tuple[int, int, int, int]]:
+        """Rectangles inside a query (insets, screenshot content), analysis
+        pixels; none for a registered image."""
+        return [] if self._gray is None else F.insets(self._gray)
+
+    @functools.cached_property
+    def inset_hashes(self) -> np.ndarray:
+        """Global hash of each of :attr:`insets`."""
+        if not self.insets:
+            return np.zeros(0, np.uint64)
+        return F.region_hashes(self._gray, self.insets)
+
+    @functools.cached_property
+    def mirrored_probe(self) -> np.ndarray:
+        return _probe_set(*self.mirrored, self.an_size)
+
     def query_keys(self) -> np.ndarray:
-        self.mirror_tries = MIRROR_TRIES
+        self.mirror_tries, self.align_tries = MIRROR_TRIES, ALIGN_TRIES
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
         qp, qd = self.query_features
@@ -272,15 +303,30 @@ class ImageModality:
         return codes
 
     def code_distances(self, doc: ImageDoc, codes: np.ndarray) -> np.ndarray:
-        """Distance of the query to every stored row: the nearest DCT hash pair,
-        or the embedding's sign hash when both sides have one."""
-        q = doc.hashes.astype(np.uint64)
-        dist = np.bitwise_count(q[:, None, None] ^ codes[None, :, :CODE_WIDTH]).min(axis=(0, 2))
+        """Distances of the query to every stored row, one row per view of the query.
+
+        Row 0, the whole query: the nearest DCT hash pair, or the embedding's sign
+        hash when both sides have one. Then one row per inset found in the query
+        (a picture pasted into another, a screenshot's content), against the
+        registered images' full-view hash; the workspace takes
+        ``region_candidates`` of each within ``max_region_distance``."""
+        # One column and one query hash at a time: with the codes column-major (the
+        # workspace keeps them so) that is 20× faster than one broadcast at 100,000 rows.
+        dist = None
+        for h in doc.hashes.astype(np.uint64).tolist():
+            for col in range(min(CODE_WIDTH, codes.shape[1])):
+                d = np.bitwise_count(codes[:, col] ^ np.uint64(h))
+                dist = d if dist is None else np.minimum(dist, d, out=dist)
+        if dist is None:
+            dist = np.full(codes.shape[0], 64, np.uint8)
         if doc.embedding is not None and codes.shape[1] > CODE_WIDTH:
             sem = codes[:, CODE_WIDTH]
             d_sem = np.bitwise_count(np.uint64(sign_hash(doc.embedding)) ^ sem)
             dist = np.where(sem != 0, np.minimum(dist, d_sem), dist)
-        return dist
+        regions = doc.inset_hashes
+        if regions.shape[0] == 0:
+            return dist[None, :]
+        return np.vstack([dist[None, :], *(np.bitwise_count(codes[:, 0] ^ np.uint64(h))[None, :] for h in regions.tolist())])
 
     def dumps(self, doc: ImageDoc) -> bytes:
         return doc.dumps()
@@ -299,28 +345,39 @@ class ImageModality:
 
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
         hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
+        if query.inset_hashes.shape[0] and ref.hashes.shape[0]:
+            # an inset of the query that hashes like the whole registered image
+            hd = min(hd, int(np.bitwise_count(query.inset_hashes ^ ref.hashes[0]).min()))
         qp, qd = query.query_features
-        best = match(qp, qd, ref.pts, ref.desc) if plausible(qd, ref.desc) else Geometry()
+        best = match(qp, qd, ref.pts, ref.desc) if plausible(query.probe_features, ref.desc) else Geometry()
         if best.inliers < MIN_INLIERS and query.mirror_tries != 0:
             if query.mirror_tries is not None:
                 query.mirror_tries -= 1
             mp, md = query.mirrored
-            if plausible(md, ref.desc):
+            if plausible(query.mirrored_probe, ref.desc):
                 flipped = match(mp, md, ref.pts, ref.desc)
                 if flipped.inliers > best.inliers:
                     flipped.mirrored = True
                     best = flipped
         agreement, blocks, altered, transform, fine = 0.0, 0, [], None, 0.0
-        if best.homography is not None and best.inliers >= MIN_INLIERS:
-            transform = describe(best.homography, query.an_size, ref.an_size, query.scale, ref.scale, best.mirrored)
-            ph = photometric(query.thumb, ref.thumb, best.homography, query.an_size, ref.an_size,
-                             ref.scale, best.mirrored)
-            agreement, blocks, altered = ph.agreement, ph.blocks, ph.altered
-            if query.gray is not None and ref.gray is not None:
+        H, mirrored, alignment = best.homography, best.mirrored, "keypoints"
+        if best.inliers < MIN_INLIERS:
+            H, mirrored, alignment = None, False, None
+            if hd <= self.params.max_align_distance and query.align_tries != 0:
+                if query.align_tries is not None:
+                    query.align_tries -= 1
+                H, mirrored, agreement, blocks, altered = _global_alignment(query, ref)
+                alignment = "global" if H is not None else None
+        if H is not None:
+            transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
+            if alignment == "keypoints":
+                ph = photometric(query.thumb, ref.thumb, H, query.an_size, ref.an_size, ref.scale, mirrored)
+                agreement, blocks, altered = ph.agreement, ph.blocks, ph.altered
+            if query.gray is not None and agreement >= 0.5 * (alignment == "global") and ref.gray is not None:
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
-                fine = photometric(query.gray, ref.gray, best.homography, query.an_size, ref.an_size,
-                                   ref.scale, best.mirrored, ncc_min=0.6, regions=False).agreement
+                fine = photometric(query.gray, ref.gray, H, query.an_size, ref.an_size, ref.scale, mirrored,
+                                   ncc_min=0.6, regions=False, textured_only=alignment == "global").agreement
         score = score_of(best.inliers, agreement, hd, fine)
         semantic, kind = None, "pixels"
         if query.embedding is not None and ref.embedding is not None and query.embedding.shape == ref.embedding.shape:
@@ -344,7 +401,8 @@ class ImageModality:
             "compared_blocks": blocks,
             "altered_regions": altered[:400],
             "hash_distance": hd,
-            "homography": None if best.homography is None else _to_original(best.homography, query, ref, best.mirrored),
+            "alignment": alignment,
+            "homography": None if H is None else _to_original(H, query, ref, mirrored),
             "keypoints": _keypoints(best, query, ref),
             "semantic": None if semantic is None else {
                 "similarity": round(semantic, 4),
@@ -362,6 +420,60 @@ class ImageModality:
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"image": evidence},
         )
+
+
+def _views(doc: ImageDoc) -> list[tuple[float, float, float, float]]:
+    """The rectangles (analysis pixels) that ``doc.hashes`` describe: the whole
+    picture and its centre 70 % (``features.global_hashes``)."""
+    w, h = doc.an_size
+    return [(0.0, 0.0, float(w), float(h)), (0.15 * w, 0.15 * h, 0.7 * w, 0.7 * h)][:doc.hashes.shape[0]]
+
+
+def _global_alignment(query: ImageDoc, ref: ImageDoc):  # noqa: ANN202
+    """For a pair whose keypoints did not survive (heavy blur, a smooth picture)
+    but whose global hashes agree: lay the matching views onto each other, refine
+    by correlation (ECC), and judge the textured blocks. The hash is
+    mirror-invariant, so both orientations are tried.
+
+    Returns ``(H, mirrored, agreement, blocks, altered)``; ``H`` is None when the
+    thumbnails do not line up."""
+    q_views = list(zip(query.hashes.tolist(), _views(query))) + list(zip(query.inset_hashes.tolist(), query.insets))
+    r_views = list(zip(ref.hashes.tolist(), _views(ref)))
+    if not q_views or not r_views:
+        return None, False, 0.0, 0, []
+    _, q_rect, r_rect = min(((int(np.bitwise_count(np.uint64(qh) ^ np.uint64(rh))), qr, rr)
+                             for qh, qr in q_views for rh, rr in r_views), key=lambda t: t[0])
+    def judge(H: np.ndarray, mirrored: bool, regions: bool = False):  # noqa: ANN202
+        return photometric(query.thumb, ref.thumb, H, query.an_size, ref.an_size, ref.scale, mirrored,
+                           regions=regions, textured_only=True)
+
+    x, y, w, h = q_rect
+    tries = [(view_homography(q_rect, r_rect), False),
+             (view_homography((query.an_size[0] - x - w, y, w, h), r_rect), True)]
+    first, H, mirrored = max(((judge(*t).agreement, *t) for t in tries), key=lambda t: t[0])
+    if first < MIN_ROUGH_AGREEMENT:
+        # Most pairs with merely similar hashes stop here, before the costly refinement.
+        return None, False, 0.0, 0, []
+    refined = refine(query.thumb, ref.thumb, H, query.an_size, ref.an_size, mirrored)
+    if judge(refined, mirrored).agreement > first:   # ECC can also slide off a good start
+        H = refined
+    ph = judge(H, mirrored, regions=True)
+    if ph.agreement < MIN_GLOBAL_AGREEMENT:
+        return None, False, 0.0, 0, []
+    return H, mirrored, ph.agreement, ph.blocks, ph.altered
+
+
+MIN_ROUGH_AGREEMENT = 0.3        # textured blocks agreeing before refinement is worth its cost
+MIN_GLOBAL_AGREEMENT = 0.5       # textured blocks agreeing before a keypoint-free alignment counts
+
+
+def _probe_set(pts: np.ndarray, desc: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Descriptors for :func:`plausible`: all of them when there are few (a smooth
+    picture keeps a few dozen keypoints, and matching them all costs little),
+    else ``PROBE_QUERY`` spread over a grid."""
+    if pts.shape[0] <= PROBE_QUERY:
+        return desc
+    return desc[F.spread(pts, PROBE_QUERY, size)]
 
 
 SEMANTIC_FLOOR = 0.80           # cosine similarity where semantic evidence starts to count
