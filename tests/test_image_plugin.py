@@ -286,6 +286,23 @@ def test_overlaid_text_does_not_hide_the_picture_from_the_probe(plugin, original
     assert m is not None and m.extra["image"]["alignment"] == "keypoints" and m.extra["image"]["inliers"] >= 8
 
 
+def test_a_symmetric_subject_does_not_hide_the_mirror(plugin):
+    """A mirror-symmetric object in the middle of a flipped copy fits a few
+    keypoints the wrong way round; the disagreeing surroundings send the check
+    on to the mirror, which fits the whole picture."""
+    img = photo(21)
+    half = photo(22).crop((0, 0, 120, 240))
+    badge = Image.new("RGB", (240, 240))
+    badge.paste(half, (0, 0))
+    badge.paste(half.transpose(Image.FLIP_LEFT_RIGHT), (120, 0))
+    img.paste(badge, (240, 120))
+    ref = plugin.fingerprint(Artifact(enc(img, "PNG"), origin="orig.png"))
+    m = _verify(plugin, img.transpose(Image.FLIP_LEFT_RIGHT), ref, quality=90)
+    ev = m.extra["image"]
+    assert m.verdict == "copy" and ev["transform"]["mirrored"] is True
+    assert ev["photometric_agreement"] > 0.8 and ev["transform"]["registered_covered"] > 0.9
+
+
 def test_a_pre_image_workspace_is_migrated(cli, home, tmp_path):
     """A registry at schema 0002 (before artifact codes) opens and keeps working."""
     import sqlite3

@@ -20,8 +20,8 @@ from copyscope.errors import InputError
 from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
-from copyscope.image.geometry import (MIN_INLIERS, Geometry, describe, match, photometric, plausible, refine,
-                                      view_homography)
+from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, describe, match, photometric, plausible,
+                                      refine, view_homography)
 from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
@@ -34,6 +34,7 @@ _MAGIC = b"CSIMGF2\0"
 CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
 MIRROR_TRIES = 4
+MIRROR_IF_BELOW = 0.5            # thumbnail agreement under which the mirror is tried too
 ALIGN_TRIES = 3                 # keypoint-free alignments per query looked up in the index
 PROBE_QUERY = 500               # query descriptors the probe looks at
 
@@ -343,6 +344,13 @@ class ImageModality:
                  "registered": _data_uri(ref.artifact.data, ref.artifact.origin)}
         return replace(m, extra={**m.extra, "image": {**m.extra["image"], "media": media}})
 
+    @staticmethod
+    def _photometric(query: ImageDoc, ref: ImageDoc, g: Geometry) -> Photometric:
+        """Thumbnail block agreement under a keypoint fit (nothing without one)."""
+        if g.homography is None or g.inliers < MIN_INLIERS:
+            return Photometric(0.0, 0, [])
+        return photometric(query.thumb, ref.thumb, g.homography, query.an_size, ref.an_size, ref.scale, g.mirrored)
+
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
         hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
         if query.inset_hashes.shape[0] and ref.hashes.shape[0]:
@@ -350,16 +358,21 @@ class ImageModality:
             hd = min(hd, int(np.bitwise_count(query.inset_hashes ^ ref.hashes[0]).min()))
         qp, qd = query.query_features
         best = match(qp, qd, ref.pts, ref.desc) if plausible(query.probe_features, ref.desc) else Geometry()
-        if best.inliers < MIN_INLIERS and query.mirror_tries != 0:
+        ph = self._photometric(query, ref, best)
+        # A picture with a symmetric subject fits a few keypoints the wrong way
+        # round: the mirror is tried too when the fit is missing or disagrees.
+        if (best.inliers < MIN_INLIERS or ph.agreement < MIRROR_IF_BELOW) and query.mirror_tries != 0:
             if query.mirror_tries is not None:
                 query.mirror_tries -= 1
             mp, md = query.mirrored
             if plausible(query.mirrored_probe, ref.desc):
                 flipped = match(mp, md, ref.pts, ref.desc)
-                if flipped.inliers > best.inliers:
-                    flipped.mirrored = True
-                    best = flipped
-        agreement, blocks, altered, transform, fine = 0.0, 0, [], None, 0.0
+                flipped.mirrored = True
+                ph_flipped = self._photometric(query, ref, flipped)
+                if (score_of(flipped.inliers, ph_flipped.agreement, hd)
+                        > score_of(best.inliers, ph.agreement, hd)) and flipped.inliers >= MIN_INLIERS:
+                    best, ph = flipped, ph_flipped
+        agreement, blocks, altered, transform, fine = ph.agreement, ph.blocks, ph.altered, None, 0.0
         H, mirrored, alignment = best.homography, best.mirrored, "keypoints"
         if best.inliers < MIN_INLIERS:
             H, mirrored, alignment = None, False, None
@@ -370,9 +383,6 @@ class ImageModality:
                 alignment = "global" if H is not None else None
         if H is not None:
             transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
-            if alignment == "keypoints":
-                ph = photometric(query.thumb, ref.thumb, H, query.an_size, ref.an_size, ref.scale, mirrored)
-                agreement, blocks, altered = ph.agreement, ph.blocks, ph.altered
             if query.gray is not None and agreement >= 0.5 * (alignment == "global") and ref.gray is not None:
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
