@@ -286,6 +286,21 @@ def test_overlaid_text_does_not_hide_the_picture_from_the_probe(plugin, original
     assert m is not None and m.extra["image"]["alignment"] == "keypoints" and m.extra["image"]["inliers"] >= 8
 
 
+def test_a_small_inset_is_matched_at_its_own_scale(plugin):
+    """A picture pasted at a quarter of the query's width keeps few keypoints at
+    the query's scale; its inset, enlarged and matched on its own, keeps many."""
+    from copyscope.image.geometry import match
+    ref = plugin.fingerprint(Artifact(enc(scene(31), "PNG"), origin="orig.png"))
+    img = _inset_query(31, 62, box=(80, 400, 250, 167))
+    q = plugin.fingerprint(Artifact(enc(img, quality=90), origin="q.jpg"))
+    assert q.insets and q.inset_features
+    whole = match(*q.query_features, ref.pts, ref.desc).inliers
+    m = plugin.verify(q, ref)
+    ev = m.extra["image"]
+    assert m.verdict == "copy" and ev["inliers"] > max(2 * whole, 20), (ev["inliers"], whole)
+    assert ev["transform"]["query_covered"] < 0.15
+
+
 def test_a_symmetric_subject_does_not_hide_the_mirror(plugin):
     """A mirror-symmetric object in the middle of a flipped copy fits a few
     keypoints the wrong way round; the disagreeing surroundings send the check

@@ -35,6 +35,10 @@ CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
 MIRROR_TRIES = 4
 MIRROR_IF_BELOW = 0.5            # thumbnail agreement under which the mirror is tried too
+N_LOOKUP_INSET = 200            # of an inset's keypoints looked up in the index
+INSET_VIEWS = 2                 # strongest insets of a query matched on their own
+INSET_IF_FEWER = 20             # keypoint inliers under which the insets are tried
+INSET_TRIES = 3                 # candidates per looked-up query matched against its insets
 ALIGN_TRIES = 3                 # keypoint-free alignments per query looked up in the index
 PROBE_QUERY = 500               # query descriptors the probe looks at
 
@@ -86,6 +90,7 @@ class ImageDoc:
         # mirrored copy is among the first few of them.
         self.mirror_tries: int | None = None
         self.align_tries: int | None = None     # keypoint-free alignments, likewise (ALIGN_TRIES)
+        self.inset_tries: int | None = None     # candidates matched against the query's insets (INSET_TRIES)
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -177,6 +182,23 @@ class ImageDoc:
         return [] if self._gray is None else F.insets(self._gray)
 
     @functools.cached_property
+    def inset_features(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Keypoints (in query analysis pixels), descriptors and probe set of the
+        strongest insets, each analysed enlarged to the analysis size: a picture
+        pasted at a third of the query's width keeps few keypoints at the
+        query's scale, and ORB's pyramid does not reach down that far."""
+        import cv2  # noqa: PLC0415
+        out = []
+        for x, y, w, h in self.insets[:INSET_VIEWS]:
+            k = ANALYSIS_SIDE / max(w, h)
+            crop = cv2.resize(self._gray[y:y + h, x:x + w], (round(w * k), round(h * k)),
+                              interpolation=cv2.INTER_CUBIC if k > 1 else cv2.INTER_AREA)
+            pts, desc = F.orb(crop, F.N_STORED)
+            probe = _probe_set(pts, desc, (crop.shape[1], crop.shape[0]))
+            out.append(((pts / k + np.float32([x, y])).astype(np.float32), desc, probe))
+        return out
+
+    @functools.cached_property
     def inset_hashes(self) -> np.ndarray:
         """Global hash of each of :attr:`insets`."""
         if not self.insets:
@@ -188,14 +210,16 @@ class ImageDoc:
         return _probe_set(*self.mirrored, self.an_size)
 
     def query_keys(self) -> np.ndarray:
-        self.mirror_tries, self.align_tries = MIRROR_TRIES, ALIGN_TRIES
+        self.mirror_tries, self.align_tries, self.inset_tries = MIRROR_TRIES, ALIGN_TRIES, INSET_TRIES
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
         qp, qd = self.query_features
         mp, md = self.mirrored
+        # an inset's own keypoints, at the scale the registered picture was indexed at
+        insets = [F.lsh_keys(desc[F.spread(pts, N_LOOKUP_INSET, self.an_size)]) for pts, desc, _ in self.inset_features]
         return np.unique(np.concatenate([F.hash_keys(self.hashes),
                                          F.lsh_keys(qd[F.spread(qp, F.N_LOOKUP, self.an_size)]),
-                                         F.lsh_keys(md[F.spread(mp, F.N_LOOKUP_MIRRORED, self.an_size)])]))
+                                         F.lsh_keys(md[F.spread(mp, F.N_LOOKUP_MIRRORED, self.an_size)]), *insets]))
 
     def stat_keys(self) -> np.ndarray:
         return np.zeros(0, np.uint64)
@@ -372,6 +396,18 @@ class ImageModality:
                 if (score_of(flipped.inliers, ph_flipped.agreement, hd)
                         > score_of(best.inliers, ph.agreement, hd)) and flipped.inliers >= MIN_INLIERS:
                     best, ph = flipped, ph_flipped
+        if ((best.inliers < INSET_IF_FEWER or ph.agreement < MIRROR_IF_BELOW) and query.inset_tries != 0
+                and query.insets):
+            # The copy may be an inset of the query: match each inset on its own.
+            if query.inset_tries is not None:
+                query.inset_tries -= 1
+            for pts, desc, probe in query.inset_features:
+                if not plausible(probe, ref.desc):
+                    continue
+                g = match(pts, desc, ref.pts, ref.desc)
+                ph_g = self._photometric(query, ref, g)
+                if g.inliers >= MIN_INLIERS and score_of(g.inliers, ph_g.agreement, hd) > score_of(best.inliers, ph.agreement, hd):
+                    best, ph = g, ph_g
         agreement, blocks, altered, transform, fine = ph.agreement, ph.blocks, ph.altered, None, 0.0
         H, mirrored, alignment = best.homography, best.mirrored, "keypoints"
         if best.inliers < MIN_INLIERS:
