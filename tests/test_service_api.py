@@ -411,3 +411,12 @@ def test_a_damaged_kept_query_is_named_not_rendered(client):
     kept.write_bytes(kept.read_bytes()[:-1] + b"!")
     r = client.get(f"/v1/checks/{check_id}/bundle", headers=client.h)
     assert r.status_code == 503 and "damaged" in r.json()["error"]
+
+
+def test_serving_processes_hand_freed_memory_back():
+    """``serve`` caps malloc arenas and trims freed memory in a daemon thread (glibc)."""
+    import threading
+
+    from copyscope.service.app import limit_malloc_arenas
+    assert limit_malloc_arenas(trim_every_s=0.05) is True
+    assert any(t.name == "malloc-trim" and t.daemon for t in threading.enumerate())

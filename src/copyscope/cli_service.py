@@ -48,7 +48,7 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level: debug, info, warning, error."),
         workers: int = typer.Option(1, "--workers", help="Processes serving requests (one per core; default 1)."),
         max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 16; 0 = no limit)."),
-        candidate_limit: Optional[int] = typer.Option(None, "--candidate-limit", help="Registered docs verified per check and ranking (default 10; the CLI uses 25)."),
+        candidate_limit: Optional[int] = typer.Option(None, "--candidate-limit", help="Registered docs verified per check and ranking (default 6; the CLI uses 25)."),
     ) -> None:
         """Start the HTTP service: the /v1 API (OpenAPI at /v1/openapi.json) and the web UI at /."""
         import os  # noqa: PLC0415
@@ -72,6 +72,8 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
                   "timeout_graceful_shutdown": 10}
         if workers == 1:
             from copyscope.service import create_app  # noqa: PLC0415
+            from copyscope.service.app import limit_malloc_arenas  # noqa: PLC0415
+            limit_malloc_arenas()
             uvicorn.run(create_app(settings), **common)
             return
         from copyscope.service.core import Service  # noqa: PLC0415

@@ -128,4 +128,36 @@ def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """uvicorn's factory for ``serve --workers N``: settings come from the parent."""
     import os  # noqa: PLC0415
+    limit_malloc_arenas()
     return create_app(ServiceSettings.from_json(os.environ["COPYSCOPE_SERVICE_SETTINGS"]))
+
+
+def limit_malloc_arenas(arenas: int = 2, trim_every_s: float = 2.0) -> bool:
+    """Keep a serving process's resident memory at its working set (glibc).
+
+    Checks run in a thread pool, and glibc gives each thread that contends for
+    the heap an arena of its own, up to 8 per core; memory freed there is kept
+    for reuse, not handed back, so under overload (many checks in flight at
+    once) the resident size climbs with every new peak although nothing leaks
+    (the engine's caches are bounded: a process checking 3,000 texts in a row
+    stays flat). So: two arenas (``mallopt(M_ARENA_MAX)``), and a daemon thread
+    that hands freed memory back every ``trim_every_s`` (``malloc_trim(0)``).
+    No-op (False) off glibc."""
+    import ctypes  # noqa: PLC0415
+    import ctypes.util  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    import time  # noqa: PLC0415
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-8, arenas)                        # M_ARENA_MAX
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):
+        return False
+
+    def trimmer() -> None:
+        while True:
+            time.sleep(trim_every_s)
+            trim(0)
+
+    threading.Thread(target=trimmer, name="malloc-trim", daemon=True).start()
+    return True

@@ -24,7 +24,7 @@ class ServiceSettings:
     # Registered docs verified per check and ranking (the CLI verifies 25). A
     # request-path item holds one or two registered works; at 100,000 text works
     # 10 keeps the planted copies of registry_scale.py and halves the latency.
-    candidate_limit: int = 10
+    candidate_limit: int = 6
     keep_evidence: bool = True              # keep the query of a matched check for its report
     passphrase: str | None = field(default=None, repr=False)
     image_model: Path | None = None
