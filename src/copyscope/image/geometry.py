@@ -152,10 +152,8 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     ``textured_only``: blocks flat on both sides are not compared (two skies
     agree with each other; without keypoints to anchor the fit, that proves nothing)."""
     cv2 = _cv2()
-    qh_t, qw_t = q_thumb.shape
     rh_t, rw_t = r_thumb.shape
-    sq = np.diag([qw_t / q_an[0], qh_t / q_an[1], 1.0])
-    sr = np.diag([rw_t / r_an[0], rh_t / r_an[1], 1.0])
+    sq, sr = _thumb_scales(q_thumb, r_thumb, q_an, r_an)
     Ht = sr @ H @ np.linalg.inv(sq)
     src = q_thumb[:, ::-1] if mirrored else q_thumb
     warped = cv2.warpPerspective(src.astype(np.float32), Ht, (rw_t, rh_t), flags=cv2.INTER_LINEAR,
@@ -191,6 +189,13 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     return Photometric(agree / total if total else 0.0, total, altered)
 
 
+def _thumb_scales(q_img: np.ndarray, r_img: np.ndarray, q_an: tuple[int, int],
+                  r_an: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Analysis pixels → pixels of the given images (thumbnails or full), each side."""
+    return (np.diag([q_img.shape[1] / q_an[0], q_img.shape[0] / q_an[1], 1.0]),
+            np.diag([r_img.shape[1] / r_an[0], r_img.shape[0] / r_an[1], 1.0]))
+
+
 def view_homography(q_rect: tuple[float, float, float, float], r_rect: tuple[float, float, float, float]) -> np.ndarray:
     """The homography (analysis pixels) that lays one rectangle ``(x, y, w, h)`` of
     the query onto one of the registered image: what two equal global hashes of
@@ -208,10 +213,7 @@ def refine(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray, q_an: tuple[
     not survive, but whose global hashes say where the views lie. Returns ``H``
     unchanged when ECC does not converge."""
     cv2 = _cv2()
-    qh_t, qw_t = q_thumb.shape
-    rh_t, rw_t = r_thumb.shape
-    sq = np.diag([qw_t / q_an[0], qh_t / q_an[1], 1.0])
-    sr = np.diag([rw_t / r_an[0], rh_t / r_an[1], 1.0])
+    sq, sr = _thumb_scales(q_thumb, r_thumb, q_an, r_an)
     Ht = sr @ H @ np.linalg.inv(sq)
     src = np.ascontiguousarray(q_thumb[:, ::-1] if mirrored else q_thumb).astype(np.float32)
     warp = np.linalg.inv(Ht)[:2].astype(np.float32)          # registered thumb → query thumb
