@@ -335,3 +335,56 @@ def test_cancel_a_queued_job(page, server):
     expect(page.locator("#job-state")).to_have_text("cancelled")      # the polling page sees the runner stop it
     expect(page.locator("#job-progress")).to_contain_text("21 items left pending")
     shot(page, "18-job-cancelled")
+
+
+def test_derived_private_work_and_a_check_limited_to_one_set(page, server):
+    """The register form carries derived-from and private; the check form can
+    apply only the protected sets ticked."""
+    sign_in(page, server.key)
+    base = b"The lighthouse keeper counted the ships that passed each night and wrote their names in a book.\n" * 6
+    page.goto("/ui/register")
+    page.set_input_files("#files", files=[{"name": "keeper.txt", "mimeType": "text/plain", "buffer": base}])
+    page.fill("#owner", "Lena Lamp")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.locator("#registered")).to_have_text("Registered 1 work.")
+    parent = page.locator("#registered-works a").first.inner_text()
+
+    page.goto("/ui/register")
+    sequel = base.replace(b"counted", b"named") + b"Years later the book was found in the tower.\n"
+    page.set_input_files("#files", files=[{"name": "keeper-2.txt", "mimeType": "text/plain", "buffer": sequel}])
+    page.fill("#owner", "Lena Lamp")
+    page.fill("#derived_from", parent)
+    page.check("#private")
+    shot(page, "19-register-derived-private")
+    page.get_by_role("button", name="Register", exact=True).click()
+    expect(page.locator("#registered")).to_have_text("Registered 1 work.")
+    child = page.locator("#registered-works a").first.inner_text()
+    page.get_by_role("link", name=child).click()
+    expect(page.locator("table.list")).to_contain_text("derive")
+    expect(page.locator("pre.json").first).to_contain_text("opening", use_inner_text=False)
+
+    page.goto("/ui/sets")
+    page.fill("#name", "Lighthouse")
+    page.select_option("#action", "block")
+    page.fill("#threshold", "0.3")
+    page.fill("#work_ids", parent)
+    page.get_by_role("button", name="Create the set").click()
+    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
+    page.goto("/ui/sets")
+    page.fill("#name", "Unrelated")
+    page.select_option("#action", "block")
+    page.fill("#threshold", "0.3")
+    page.get_by_role("button", name="Create the set").click()
+    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
+
+    page.goto("/ui/check")
+    page.get_by_label(re.compile("^Unrelated")).check()
+    page.set_input_files("#files", files=[{"name": "repost.txt", "mimeType": "text/plain", "buffer": base}])
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.locator("#result .decision").first).to_have_text("allow")   # only "Unrelated" applies
+    page.goto("/ui/check")
+    page.get_by_label(re.compile("^Lighthouse")).check()
+    page.set_input_files("#files", files=[{"name": "repost.txt", "mimeType": "text/plain", "buffer": base}])
+    page.get_by_role("button", name="Check", exact=True).click()
+    expect(page.locator("#result .decision").first).to_have_text("block")
+    shot(page, "20-check-one-set")

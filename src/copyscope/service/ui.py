@@ -327,15 +327,17 @@ async def register(ctx: Ctx) -> Response:
         license_ = ctx.field("license", "Licence") or None
         title = ctx.field("title", "Title", 500) or None
         record = record_from_form(ctx.form)
+        derived_from = id_list(ctx.field("derived_from", "Derived from", 2000))
+        private = ctx.form.get("private") in ("1", "on", "true")
         uploads = await read_files(ctx)
         if len(uploads) > BULK:
-            params = {"owner": owner, "license": license_, "record": record, "derived_from": [],
-                      "private": False}
+            params = {"owner": owner, "license": license_, "record": record, "derived_from": derived_from,
+                      "private": private}
             job = await run_in_threadpool(ctx.svc.submit_job, ctx.who, "register", uploads, params)
             return ctx.redirect(f"/ui/jobs/{job['id']}")
         result = await run_in_threadpool(lambda: ctx.svc.register(
             ctx.who, uploads, owner=owner, license=license_, title=title if len(uploads) == 1 else None,
-            record=record))
+            record=record, derived_from=derived_from, private=private))
     except (CopyscopeError, AuthError) as exc:
         if ctx.htmx:
             raise
@@ -349,17 +351,19 @@ async def register(ctx: Ctx) -> Response:
 
 @page("/ui/check", "GET", "POST")
 async def check(ctx: Ctx) -> Response:
+    sets = await run_in_threadpool(ctx.svc.store.protected_sets, ctx.who.tenant_id)
     if ctx.form is None:
-        return ctx.render("check.html", active="check")
+        return ctx.render("check.html", active="check", sets=sets)
     ctx.require("check")
+    only = [v for v in ctx.form.getlist("sets") if isinstance(v, str) and v][:1000]
     uploads = await read_files(ctx)
     if len(uploads) > ctx.svc.settings.max_batch_files:
         raise LimitError(f"{len(uploads)} files is over the {ctx.svc.settings.max_batch_files}-file limit "
                          "of one check.")
-    results = await run_in_threadpool(ctx.svc.check, ctx.who, uploads)
+    results = await run_in_threadpool(lambda: ctx.svc.check(ctx.who, uploads, only_sets=only))
     if ctx.htmx:
         return ctx.render("_check_result.html", results=results)
-    return ctx.render("check.html", active="check", results=results)
+    return ctx.render("check.html", active="check", results=results, sets=sets)
 
 
 @page("/ui/checks/{id}/report")
