@@ -115,6 +115,17 @@ def drop(page, name: str, data: bytes, media_type: str) -> None:
     expect(page.locator(".drop-list")).to_contain_text(name)
 
 
+def create_set(page, name: str, work_ids: str = "", action: str = "block", threshold: str = "0.3") -> None:
+    page.goto("/ui/sets")
+    page.fill("#name", name)
+    page.select_option("#action", action)
+    page.fill("#threshold", threshold)
+    if work_ids:
+        page.fill("#work_ids", work_ids)
+    page.get_by_role("button", name="Create the set").click()
+    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
+
+
 def edited(text: str) -> str:
     """A copy with a few words changed."""
     for old, new in (("the", "a"), ("soil", "earth"), ("and", "plus")):
@@ -206,13 +217,7 @@ def test_register_browse_check_report_and_protect(page, server):
     expect(page.locator("body")).to_contain_text(work_id)
     shot(page, "09-evidence-report")
 
-    page.goto("/ui/sets")
-    page.fill("#name", "Soil essays")
-    page.select_option("#action", "block")
-    page.fill("#threshold", "0.3")
-    page.fill("#work_ids", work_id)
-    page.get_by_role("button", name="Create the set").click()
-    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
+    create_set(page, "Soil essays", work_id)
     expect(page.locator("#members")).to_contain_text(work_id)
     shot(page, "10-protected-set")
 
@@ -363,28 +368,14 @@ def test_derived_private_work_and_a_check_limited_to_one_set(page, server):
     expect(page.locator("table.list")).to_contain_text("derive")
     expect(page.locator("pre.json").first).to_contain_text("opening", use_inner_text=False)
 
-    page.goto("/ui/sets")
-    page.fill("#name", "Lighthouse")
-    page.select_option("#action", "block")
-    page.fill("#threshold", "0.3")
-    page.fill("#work_ids", parent)
-    page.get_by_role("button", name="Create the set").click()
-    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
-    page.goto("/ui/sets")
-    page.fill("#name", "Unrelated")
-    page.select_option("#action", "block")
-    page.fill("#threshold", "0.3")
-    page.get_by_role("button", name="Create the set").click()
-    expect(page.locator(".alert.ok")).to_have_text("Protected set created.")
+    create_set(page, "Lighthouse", parent)
+    create_set(page, "Unrelated")
 
-    page.goto("/ui/check")
-    page.get_by_label(re.compile("^Unrelated")).check()
-    page.set_input_files("#files", files=[{"name": "repost.txt", "mimeType": "text/plain", "buffer": base}])
-    page.get_by_role("button", name="Check", exact=True).click()
-    expect(page.locator("#result .decision").first).to_have_text("allow")   # only "Unrelated" applies
-    page.goto("/ui/check")
-    page.get_by_label(re.compile("^Lighthouse")).check()
-    page.set_input_files("#files", files=[{"name": "repost.txt", "mimeType": "text/plain", "buffer": base}])
-    page.get_by_role("button", name="Check", exact=True).click()
-    expect(page.locator("#result .decision").first).to_have_text("block")
+    # only the ticked set applies: the copy is outside "Unrelated", inside "Lighthouse"
+    for ticked, decision in (("Unrelated", "allow"), ("Lighthouse", "block")):
+        page.goto("/ui/check")
+        page.get_by_label(re.compile(f"^{ticked}")).check()
+        page.set_input_files("#files", files=[{"name": "repost.txt", "mimeType": "text/plain", "buffer": base}])
+        page.get_by_role("button", name="Check", exact=True).click()
+        expect(page.locator("#result .decision").first).to_have_text(decision)
     shot(page, "20-check-one-set")

@@ -539,13 +539,14 @@ class Workspace:
         # Row 0 is the whole query; further rows are parts of it (image insets),
         # each with its own few candidates so the whole view keeps its own.
         out: list[int] = []
-        for row, (limit, within) in enumerate(
-                [(params["hash_candidates"], params["max_hash_distance"])]
-                + [(params.get("region_candidates", 0), params.get("max_region_distance", -1))] * (dist.shape[0] - 1)):
-            k = min(int(limit), dist.shape[1])
+        for row, d in enumerate(dist):
+            if row == 0:
+                limit, within = params["hash_candidates"], params["max_hash_distance"]
+            else:
+                limit, within = params.get("region_candidates", 0), params.get("max_region_distance", -1)
+            k = min(int(limit), d.shape[0])
             if k <= 0:
                 continue
-            d = dist[row]
             near = np.argpartition(d, k - 1)[:k]
             near = near[d[near] <= int(within)]
             out += [i for i in ids[near[np.argsort(d[near], kind="stable")]].tolist() if i not in out]

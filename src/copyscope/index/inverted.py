@@ -39,6 +39,7 @@ import numpy as np
 import xxhash
 
 from copyscope.errors import StorageError
+from copyscope.storage.durable import fsync_dir
 
 MAGIC = b"CSIDX\x00v1"
 VERSION = 1
@@ -92,16 +93,8 @@ def _write(directory: Path, pk, pd, sk, sc, ids, sizes) -> str:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, directory / name)
-    _fsync_dir(directory)
+    fsync_dir(directory)
     return name
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Segment:

@@ -20,7 +20,8 @@ from copyscope.service.config import ServiceSettings
 from copyscope.service.policy import decide
 from copyscope.service.store import ServiceStore, Tenant, migrate, new_id, now
 from copyscope.service.tenants import TenantWorkspaces, remove_tree
-from copyscope.service.uploads import safe_name, sync_dir, write_durable
+from copyscope.service.uploads import safe_name, write_durable
+from copyscope.storage.durable import fsync_dir
 
 
 TENANT_CACHE_S = 5.0
@@ -202,7 +203,7 @@ class Service:
             write_durable(p, up.data)
             paths.append(p)
         stage.mkdir(parents=True, exist_ok=True)
-        sync_dir(stage)
+        fsync_dir(stage)
         return paths
 
     def _stage_record(self, stage: Path, record: dict[str, Any] | None) -> Path | None:

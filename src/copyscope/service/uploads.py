@@ -35,14 +35,6 @@ def write_durable(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 class TooLarge(HTTPException):
     """An HTTPException so FastAPI's body parsing lets it through as a 413."""
 
