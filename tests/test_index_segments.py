@@ -252,3 +252,41 @@ def test_candidates_limit_and_empty_reader(reader):
     assert empty.n_docs == 0
     assert empty.key_df(np.array([1], dtype=np.uint64)).tolist() == [0]
     assert empty.candidates(np.array([1], dtype=np.uint64), common_df=3, max_df=10, limit=5).doc_ids.shape == (0,)
+
+
+# --- fenced lookups ---------------------------------------------------------------------------
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(0, 60), min_size=1, max_size=400), st.lists(U64 | st.integers(0, 61), max_size=40),
+       st.sampled_from([1, 2, 3, 4, 7, 16]))
+def test_fenced_ranges_equal_a_plain_binary_search(key_pool, needles, fence):
+    """Runs of one key crossing fence boundaries, needles below, between and
+    above the keys: the fenced search answers as np.searchsorted does."""
+    import copyscope.index.inverted as inv
+    docs = [dk(i, {k for k in key_pool[i::5]}) for i in range(5)]
+    with tempfile.TemporaryDirectory() as d:
+        seg = Segment(Path(d) / write_segment(Path(d), docs))
+        saved = inv.FENCE
+        inv.FENCE = fence
+        try:
+            keys = np.array(sorted(set(needles) | {0, 2**64 - 1}), dtype=np.uint64)
+            lo, hi = seg.ranges(keys)
+            assert lo.tolist() == np.searchsorted(seg.post_keys, keys, "left").tolist()
+            assert hi.tolist() == np.searchsorted(seg.post_keys, keys, "right").tolist()
+            unsorted = keys[::-1].copy()
+            lo, hi = seg.ranges(unsorted)
+            assert lo.tolist() == np.searchsorted(seg.post_keys, unsorted, "left").tolist()
+            assert hi.tolist() == np.searchsorted(seg.post_keys, unsorted, "right").tolist()
+        finally:
+            inv.FENCE = saved
+
+
+def test_doc_size_with_sparse_ids(tmp_path):
+    """Ids far apart (no dense table) and ids past the largest are answered too."""
+    d = tmp_path / "index"
+    reader = IndexReader([Segment(d / write_segment(d, [dk(5, [1, 2]), dk(2**32 - 2, [1, 2, 3])]))])
+    assert reader._size_by_id is None
+    assert reader.doc_size(np.array([5, 2**32 - 2, 7, 2**32 - 1])).tolist() == [2.0, 3.0, 1.0, 1.0]
+    dense = IndexReader([Segment(d / write_segment(d, [dk(3, [1]), dk(9, [1, 2])]))])
+    assert dense._size_by_id is not None
+    assert dense.doc_size(np.array([3, 9, 4, 10, 10**9])).tolist() == [1.0, 2.0, 1.0, 1.0, 1.0]
