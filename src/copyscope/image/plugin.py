@@ -559,9 +559,7 @@ def _to_original(H: np.ndarray, q: ImageDoc, r: ImageDoc, mirrored: bool) -> lis
 
 def _keypoints(g: Geometry, q: ImageDoc, r: ImageDoc) -> list[list[float]]:
     """Inlier pairs in original pixels: [query x, query y, registered x, registered y]."""
-    out = []
-    for qx, qy, rx, ry in g.pairs[:200].tolist():
-        if g.mirrored:
-            qx = q.an_size[0] - qx
-        out.append([round(qx * q.scale, 1), round(qy * q.scale, 1), round(rx * r.scale, 1), round(ry * r.scale, 1)])
-    return out
+    pairs = g.pairs[:200].astype(np.float64)
+    if g.mirrored:
+        pairs[:, 0] = q.an_size[0] - pairs[:, 0]
+    return np.round(pairs * np.array([q.scale, q.scale, r.scale, r.scale]), 1).tolist()
