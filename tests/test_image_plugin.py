@@ -381,3 +381,33 @@ def test_all_pairs_finds_a_mirrored_copy_however_many_pairs_come_first(cli, tmp_
     rows = {tuple(Path(x).name for x in line.split("\t")[:2]): float(line.split("\t")[2])
             for line in out.splitlines() if line}
     assert rows[("a0.png", "a9.png")] >= 0.5, (rows, err)
+
+
+def test_candidates_are_decided_from_stored_features_without_reading_blobs(tmp_path):
+    """Only a candidate that gets as far as the fine photometric check (a copy)
+    reads its registered file; the others are decided from stored features."""
+    from copyscope import api
+    from copyscope.model import StoredArtifact
+    from copyscope.settings import Settings
+    ws = api.init(Settings(home=tmp_path / "ws"))
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for i in range(12):
+        photo(400 + i).save(reg / f"p{i}.jpg", quality=90)
+    ws.register([reg], owner="o", each=True)
+    reads: list[str] = []
+    real_get = ws.blobs.get
+    ws.blobs.get = lambda sha: reads.append(sha) or real_get(sha)
+    unrelated = tmp_path / "unrelated.jpg"
+    photo(999).save(unrelated, quality=85)
+    assert ws.check([str(unrelated)], media=False).matches == []
+    assert reads == []
+    copy = tmp_path / "copy.jpg"
+    photo(405).crop((40, 30, 600, 420)).save(copy, quality=80)
+    found = ws.check([str(copy)], media=False).matches
+    assert [m.registered_path.rsplit("/", 1)[-1] for m in found] == ["p5.jpg"]
+    assert reads == [found[0].registered_sha256]          # the copy's file, once, for the fine check
+    ws.close()
+    calls = []
+    art = StoredArtifact(lambda: calls.append(1) or b"abc", origin="x", sha256="0" * 64)
+    assert calls == [] and art.size == 3 and art.data == b"abc" and calls == [1]

@@ -14,6 +14,7 @@ leaves every work either fully registered and indexed, or absent.
 from __future__ import annotations
 
 import fcntl
+import functools
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
@@ -28,7 +29,7 @@ from copyscope.evidence import InputRecord, Result
 from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
 from copyscope.archives import ArchiveCache, is_archive
 from copyscope.ingest import FoundFile, expand_paths, read_found
-from copyscope.model import Artifact, Match
+from copyscope.model import Artifact, Match, StoredArtifact
 from copyscope.plugins import Fingerprints, Modality, fingerprint, load_modalities
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
@@ -574,7 +575,7 @@ class Workspace:
         if cached is not None:
             self._ref_cache.move_to_end(sha256)
             return cached
-        art = Artifact(self.blobs.get(sha256), origin=origin, sha256=sha256)
+        art = StoredArtifact(functools.partial(self.blobs.get, sha256), origin=origin, sha256=sha256)
         fp = None
         if modality.name in self.features:
             try:
