@@ -20,19 +20,6 @@ def service_settings(c, **overrides):  # noqa: ANN001, ANN201 - the CLI's Ctx â†
                            **{k: v for k, v in overrides.items() if v is not None})
 
 
-def _cap_malloc_arenas() -> None:
-    """glibc gives each of the server's pool threads its own malloc arena; their
-    fragments read as memory growth for minutes. Two arenas bound it (measured in
-    benchmarks/README.md). Best effort: other C libraries are left alone."""
-    import ctypes  # noqa: PLC0415
-    import os  # noqa: PLC0415
-    os.environ.setdefault("MALLOC_ARENA_MAX", "2")        # worker processes inherit it
-    try:
-        ctypes.CDLL("libc.so.6").mallopt(-8, 2)           # M_ARENA_MAX
-    except (OSError, AttributeError):
-        pass
-
-
 def install(app: typer.Typer, ctx_of: Callable) -> None:
     tenant_app = typer.Typer(help="Tenants of the service and their API keys.", no_args_is_help=True)
     app.add_typer(tenant_app, name="tenant")
@@ -66,14 +53,13 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         settings = service_settings(c, rate_per_s=rate, burst=burst, max_inflight_checks=max_inflight,
                                     candidate_limit=candidate_limit,
                                     max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None)
-        _cap_malloc_arenas()
         c.note(f"copyscope service on http://{host}:{port}/ (API /v1, docs /v1/docs); home {settings.home}")
         common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
                   "timeout_graceful_shutdown": 10}
         if workers == 1:
             from copyscope.service import create_app  # noqa: PLC0415
             from copyscope.service.app import limit_malloc_arenas  # noqa: PLC0415
-            limit_malloc_arenas()
+            limit_malloc_arenas()           # workers > 1: each worker does it (app_from_environment)
             uvicorn.run(create_app(settings), **common)
             return
         from copyscope.service.core import Service  # noqa: PLC0415

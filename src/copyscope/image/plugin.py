@@ -187,7 +187,7 @@ class ImageDoc:
         strongest insets, each analysed enlarged to the analysis size: a picture
         pasted at a third of the query's width keeps few keypoints at the
         query's scale, and ORB's pyramid does not reach down that far."""
-        import cv2  # noqa: PLC0415
+        cv2 = F._cv2()
         out = []
         for x, y, w, h in self.insets[:INSET_VIEWS]:
             k = ANALYSIS_SIDE / max(w, h)

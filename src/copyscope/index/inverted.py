@@ -38,13 +38,12 @@ from typing import Iterable, Sequence
 import numpy as np
 import xxhash
 
-FENCE = 256          # postings per block of the in-cache search fence (Segment._fence)
-
 from copyscope.errors import StorageError
 from copyscope.storage.durable import fsync_dir
 
 MAGIC = b"CSIDX\x00v1"
 VERSION = 1
+FENCE = 256          # postings per block of the in-cache search fence (Segment._fence)
 HEADER = 40
 
 
@@ -220,11 +219,12 @@ class IndexReader:
         else:
             self._doc_ids = np.zeros(0, np.int64)
             self._doc_sizes = np.zeros(0, np.float64)
-        # Registry ids are dense: a table indexed by id answers doc_size without a search.
+        # Registry ids are dense: a table indexed by id answers doc_size without a
+        # search (one slot past the largest id, so the table is never empty).
         top = int(self._doc_ids[-1]) + 1 if self._doc_ids.shape[0] else 0
         self._size_by_id: np.ndarray | None = None
         if top <= 4 * self._doc_ids.shape[0] + 1_000_000:
-            self._size_by_id = np.ones(top, np.float64)
+            self._size_by_id = np.ones(top + 1, np.float64)
             self._size_by_id[self._doc_ids] = self._doc_sizes
 
     def key_df(self, keys: np.ndarray) -> np.ndarray:
@@ -243,8 +243,7 @@ class IndexReader:
     def doc_size(self, doc_ids: np.ndarray) -> np.ndarray:
         table = self._size_by_id
         if table is not None:
-            inside = doc_ids < table.shape[0]
-            return np.where(inside, table[np.where(inside, doc_ids, 0)], 1.0) if table.shape[0] else np.ones(doc_ids.shape[0])
+            return table[np.minimum(doc_ids, table.shape[0] - 1)]     # the last slot is 1.0
         pos = np.searchsorted(self._doc_ids, doc_ids)
         pos = np.minimum(pos, max(self._doc_ids.shape[0] - 1, 0))
         return np.where(self._doc_ids[pos] == doc_ids, self._doc_sizes[pos], 1.0)

@@ -23,7 +23,8 @@ class ServiceSettings:
     max_inflight_checks: int = 16           # more /v1/check* requests at once answer 503 (0: no limit)
     # Registered docs verified per check and ranking (the CLI verifies 25). A
     # request-path item holds one or two registered works; at 100,000 text works
-    # 10 keeps the planted copies of registry_scale.py and halves the latency.
+    # 6 still finds every copy query and registry_scale.py's planted sources, at
+    # two thirds of the latency of 10 (benchmarks/README.md).
     candidate_limit: int = 6
     keep_evidence: bool = True              # keep the query of a matched check for its report
     passphrase: str | None = field(default=None, repr=False)
