@@ -154,6 +154,29 @@ def print_passages(console: Console, m: Match, limit: int = 20) -> None:
         console.print(f"      registered: {escape(_clip(p.registered.text))}", highlight=False)
     if len(m.passages) > limit:
         console.print(f"  … {len(m.passages) - limit} more passage(s) in --format json / the report")
+    print_side_channels(console, m)
+
+
+_SIDE_LABELS = (("identifiers", "identifier spellings"), ("constants", "unusual constants"),
+                ("typos", "misspellings (possible typos)"))
+
+
+def print_side_channels(console: Console, m: Match, limit: int = 8) -> None:
+    """Code evidence beyond structure: the strings, names, magic numbers and typos
+    both files share (a renamed copy keeps them)."""
+    lits = m.extra.get("shared_literals") or []
+    if lits:
+        shown = ", ".join(escape(_clip(x, 40)) for x in lits[:limit])
+        console.print(f"  shared string literals ({len(lits)}): {shown}", highlight=False)
+    side = m.extra.get("side_channels") or {}
+    for key, label in _SIDE_LABELS:
+        items = side.get(key) or []
+        if not items:
+            continue
+        shown = ", ".join(f"{escape(x['text'])}" + (f"→{escape(x['intended'])}" if x.get("intended") else "")
+                          + f" (lines {x['registered_line']}/{x['query_line']})" for x in items[:limit])
+        more = f", … {len(items) - limit} more" if len(items) > limit else ""
+        console.print(f"  shared {label} ({len(items)}): {shown}{more}", highlight=False)
 
 
 def check_tsv(result: Result) -> Iterable[str]:

@@ -9,7 +9,9 @@ Signals (see docs/code-engine.md):
   statements (L5) and rewriting loops (L6) leave most statements intact, so the
   share of the registered file's statement tokens found in the query survives them;
 * **side channels**: verbatim string literals — a renamed SDK still prints its
-  own error messages — reported as explicit evidence with their lines;
+  own error messages — and comments feed the score; distinctive identifier
+  spellings, magic numbers and shared typos are reported as explicit evidence
+  with their lines (:mod:`copyscope.code.side_channels`);
 * **passages**: aligned runs of normalised token k-grams, with line ranges on
   both sides, for the report.
 
@@ -30,6 +32,8 @@ import xxhash
 
 from copyscope.code.calibration import likelihood_ratio
 from copyscope.code.languages import language_for
+from copyscope.code.side_channels import SideChannels
+from copyscope.code.side_channels import shared as shared_side_channels
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
 from copyscope.model import Artifact, Match, Passage, Span
@@ -85,6 +89,12 @@ class CodeDoc:
     @property
     def media_type(self) -> str:
         return f"text/x-{self.language}"
+
+    @functools.cached_property
+    def side_channels(self) -> SideChannels:
+        """Identifier spellings, magic numbers and words for typo evidence (only
+        a verified match needs them, so they are built on first use)."""
+        return SideChannels.of(self.tokens)
 
     @functools.cached_property
     def _index_keys(self) -> np.ndarray:
@@ -267,6 +277,7 @@ class CodeModality:
         out = copy.copy(doc)
         for cached in ("_index_keys", "_query_keys"):           # derived from what changes here
             out.__dict__.pop(cached, None)
+        out.side_channels = doc.side_channels.without([b.side_channels for b in base])
         out.segments = Counter({s: n for s, n in doc.segments.items() if s not in base_segs})
         out.literals = Counter({s: n for s, n in doc.literals.items() if s not in base_lits})
         out.comments = Counter({s: n for s, n in doc.comments.items() if s not in base_comments})
@@ -309,6 +320,8 @@ class CodeModality:
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"shared_literals": shared[:200], "language": ref.language,
                    "shared_comments": sorted((ref.comments & query.comments).elements())[:200],
+                   # identifier spellings, magic numbers, typos: evidence, not score
+                   "side_channels": shared_side_channels(query.side_channels, ref.side_channels),
                    # strength of evidence, independent of the case's base rate (docs/code-engine.md)
                    "likelihood_ratio": likelihood_ratio(score)},
         )

@@ -323,6 +323,26 @@ def _iv(x: float) -> int | float:
     return int(round(x)) if abs(x - round(x)) < 1e-9 else x
 
 
+_SIDE_CHANNELS = (("identifiers", "Shared identifier spellings"),
+                  ("constants", "Shared unusual constants"),
+                  ("typos", "Shared misspellings (possible typos)"))
+
+
+def _side_channels(v: Any) -> list[dict]:
+    """Code side-channel evidence as display rows: the item as registered, as
+    found in the query, and the first line of each (``intended`` for typos)."""
+    v = _d(v)
+    out = []
+    for key, title in _SIDE_CHANNELS:
+        rows = [{"text": _s(x.get("text")), "query_text": _s(x.get("query_text")),
+                 "reg_line": _s(x.get("registered_line")), "query_line": _s(x.get("query_line")),
+                 "intended": _s(x.get("intended"))}
+                for x in map(_d, _l(v.get(key))[:50])]
+        if rows:
+            out.append({"title": title, "rows": rows})
+    return out
+
+
 def _match(m: Any, index: int) -> dict:
     m = _d(m)
     q, r, cov = _d(m.get("query")), _d(m.get("registered")), _d(m.get("coverage"))
@@ -352,6 +372,8 @@ def _match(m: Any, index: int) -> dict:
         "lr": _num(extra.get("likelihood_ratio")) if _is_num(extra.get("likelihood_ratio")) else None,
         # side-channel evidence: verbatim strings a renamed copy still carries
         "literals": [_s(x) for x in _l(extra.get("shared_literals"))[:200]],
+        "comments": [_s(x) for x in _l(extra.get("shared_comments"))[:200]],
+        "side_channels": _side_channels(extra.get("side_channels")),
         "passages": [{
             "stream": _s(p.get("stream")),
             "tokens": _int(p.get("tokens")),
