@@ -115,3 +115,43 @@ def test_distinctive_identifiers(name, expected):
 ])
 def test_likely_typos(word, intended):
     assert likely_typo(word) == intended
+
+
+# --------------------------------------------------------------------------- #
+# Rarity: code common across the corpus counts less
+# --------------------------------------------------------------------------- #
+
+_BOILERPLATE = "\n".join(f"import pkg{i}.util.helpers as h{i}" for i in range(12)) + "\n"
+
+
+def _project_file(n: int) -> bytes:
+    """Twelve import lines every file of the corpus has, then its own code (its
+    own strings make its statements its own)."""
+    body = "\n".join(f'    log("routine {n} step {k}: %d", total + {k})' for k in range(6))
+    return (_BOILERPLATE + f"\ndef routine_{n}(total):\n{body}\n    return total\n").encode()
+
+
+def test_statements_common_across_the_corpus_count_less():
+    from copyscope.stats import MemoryStats
+    mod = CodeModality()
+    corpus = [mod.fingerprint(Artifact(data=_project_file(n), origin=f"f{n}.py")) for n in range(200)]
+    stats = MemoryStats(corpus)
+    # an unrelated file of the same shop shares only the imports with corpus[0];
+    # 200 files hold them, so they weigh 10/200
+    query = mod.fingerprint(Artifact(data=_BOILERPLATE.encode() + b"\nprint('hello')\n", origin="q.py"))
+    alone, in_corpus = mod.verify(query, corpus[0]), mod.verify(query, corpus[0], stats)
+    assert alone.score > 0.25                    # without a corpus, the shared imports weigh as much as the code
+    assert in_corpus.score < 0.1 * alone.score
+    assert all(p.rarity < 0.5 for p in in_corpus.passages)
+    # a real copy of corpus[0] keeps its score: its own statements are rare
+    copy = mod.fingerprint(Artifact(data=_project_file(0), origin="copy.py"))
+    assert mod.verify(copy, corpus[0], stats).score == pytest.approx(1.0)
+
+
+def test_small_corpora_leave_scores_alone():
+    from copyscope.stats import MemoryStats
+    mod = CodeModality()
+    corpus = [mod.fingerprint(Artifact(data=_project_file(n), origin=f"f{n}.py")) for n in range(5)]
+    query = mod.fingerprint(Artifact(data=_BOILERPLATE.encode() + b"\nprint('hello')\n", origin="q.py"))
+    a, b = mod.verify(query, corpus[0]), mod.verify(query, corpus[0], MemoryStats(corpus))
+    assert a.score == b.score and [p.rarity for p in b.passages] == [1.0] * len(b.passages)

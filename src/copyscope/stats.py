@@ -41,6 +41,35 @@ def lookup(sorted_keys: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.
     return np.where(sorted_keys[pos] == keys, counts[pos], 0)
 
 
+def passage_rarities(passages: Sequence, hashes: np.ndarray, keys: np.ndarray,
+                     stats: CorpusStats | None, common_df: int) -> list[float]:
+    """Per aligned passage: mean of ``min(1, common_df / df)`` over its seed
+    k-grams that the corpus counts (the index holds winnowed k-grams only); 1 when
+    none is. ``hashes`` are the registered document's k-gram hashes (indexed by the
+    passages' ``r_seeds``), ``keys`` its sorted indexed keys.
+
+    df is looked up for the registered document's indexed keys as one array, so
+    ``CachedStats`` answers it from memory after the first check that needs it.
+    """
+    if stats is None or not passages or keys.shape[0] == 0:
+        return [1.0] * len(passages)
+    key_df = stats.key_df(keys).astype(np.float64)
+    out = []
+    for rp in passages:
+        h = hashes[np.unique(rp.r_seeds)]
+        pos = np.minimum(np.searchsorted(keys, h), keys.shape[0] - 1)
+        d = np.where(keys[pos] == h, key_df[pos], 0.0)
+        d = d[d > 0]
+        out.append(float(weights(d, common_df).mean()) if d.shape[0] else 1.0)
+    return out
+
+
+def weights(df: np.ndarray, common_df: int) -> np.ndarray:
+    """``min(1, common_df / df)``: a key held by more documents than ``common_df``
+    counts less, in proportion; one the corpus does not hold counts fully."""
+    return np.minimum(1.0, common_df / np.maximum(df.astype(np.float64), 1.0))
+
+
 class MemoryStats:
     """Frequencies over in-memory fingerprinted documents.
 

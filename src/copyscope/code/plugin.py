@@ -37,7 +37,7 @@ from copyscope.code.side_channels import shared as shared_side_channels
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
 from copyscope.model import Artifact, Match, Passage, Span
-from copyscope.stats import CorpusStats
+from copyscope.stats import CorpusStats, passage_rarities, weights
 from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
@@ -61,6 +61,9 @@ class CodeParams:
     min_comment_words: int = 8      # shared comment words for full weight
     min_evidence_tokens: int = 48   # matched statement tokens for full weight: a 3-line stub
                                     # contained in a large file is coincidence, not copying
+    rarity_df: int = 10             # registered files holding a statement/k-gram before it counts less
+                                    # (not `common_df`: that name sets the index candidate cut-off)
+    rarity_min_docs: int = 20       # below this corpus size document frequencies mean nothing
     threshold: float = 0.5
 
 
@@ -97,10 +100,14 @@ class CodeDoc:
         return SideChannels.of(self.tokens)
 
     @functools.cached_property
+    def segment_keys(self) -> np.ndarray:
+        """Index keys of ``segments``, in the bag's order (one per distinct statement)."""
+        return np.fromiter((_h(s, _SEG_SALT) for s in self.segments), dtype=np.uint64, count=len(self.segments))
+
+    @functools.cached_property
     def _index_keys(self) -> np.ndarray:
         winnowed = self.grams.hashes[winnow(self.grams.hashes, self.params.window)]
-        segs = np.fromiter((_h(s, _SEG_SALT) for s in self.segments), dtype=np.uint64)
-        return np.unique(np.concatenate([winnowed, segs]))
+        return np.unique(np.concatenate([winnowed, self.segment_keys]))
 
     def index_keys(self) -> np.ndarray:
         """Winnowed k-grams plus statement fingerprints: the second, order-insensitive
@@ -109,8 +116,7 @@ class CodeDoc:
 
     @functools.cached_property
     def _query_keys(self) -> np.ndarray:
-        segs = np.fromiter((_h(s, _SEG_SALT) for s in self.segments), dtype=np.uint64)
-        return np.unique(np.concatenate([self.grams.hashes, segs]))
+        return np.unique(np.concatenate([self.grams.hashes, self.segment_keys]))
 
     def query_keys(self) -> np.ndarray:
         return self._query_keys
@@ -275,7 +281,7 @@ class CodeModality:
         base_grams = np.unique(np.concatenate([b.grams.hashes for b in base]))
         hashes[np.isin(hashes, base_grams)] = np.uint64(0)     # 0: a k-gram no document has
         out = copy.copy(doc)
-        for cached in ("_index_keys", "_query_keys"):           # derived from what changes here
+        for cached in ("_index_keys", "_query_keys", "segment_keys"):   # derived from what changes here
             out.__dict__.pop(cached, None)
         out.side_channels = doc.side_channels.without([b.side_channels for b in base])
         out.segments = Counter({s: n for s, n in doc.segments.items() if s not in base_segs})
@@ -284,6 +290,18 @@ class CodeModality:
         out.grams = KGrams(doc.grams.kind, doc.grams.k, hashes, doc.grams.tokens)
         return out
 
+    def _usable(self, stats: CorpusStats | None) -> CorpusStats | None:
+        return stats if stats is not None and stats.n_docs >= self.params.rarity_min_docs else None
+
+    def _statement_weights(self, ref: CodeDoc, stats: CorpusStats | None) -> dict[str, float]:
+        """Per registered statement, ``min(1, rarity_df / df)`` over the corpus's
+        statement keys; empty (all 1) without a corpus large enough to say."""
+        stats = self._usable(stats)
+        if stats is None or not ref.segments:
+            return {}
+        w = weights(stats.key_df(ref.segment_keys), self.params.rarity_df)
+        return {seg: float(x) for seg, x in zip(ref.segments, w.tolist()) if x < 1.0}
+
     def batch_scores(self, queries: list[CodeDoc], refs: list[CodeDoc]) -> np.ndarray:
         """All-pairs scores at once (``compare --all-pairs``): see :func:`score_matrix`."""
         return score_matrix(queries, refs, self.params)
@@ -291,9 +309,12 @@ class CodeModality:
     def verify(self, query: CodeDoc, ref: CodeDoc, stats: CorpusStats | None = None) -> Match | None:
         p = self.params
         # Share of the registered statement *tokens* found in the query: a 40-token
-        # statement is more evidence than ``i++``.
-        _, matched = _overlap(ref.segments, query.segments)
-        total = sum(n * _tokens(seg) for seg, n in ref.segments.items())
+        # statement is more evidence than ``i++``. Against a corpus, a statement many
+        # registered files hold (``import os``, ``return None``) counts less.
+        weight = self._statement_weights(ref, stats)
+        matched = sum(min(n, query.segments[seg]) * _tokens(seg) * weight.get(seg, 1.0)
+                      for seg, n in ref.segments.items() if seg in query.segments)
+        total = sum(n * _tokens(seg) * weight.get(seg, 1.0) for seg, n in ref.segments.items())
         s_seg = matched / total if total else 0.0
         use_lit = sum(ref.literals.values()) >= p.min_literals
         s_lit = _containment(ref.literals, query.literals) if use_lit else None
@@ -305,9 +326,11 @@ class CodeModality:
         raws = align(query.grams, ref.grams, gap=p.gap, min_tokens=p.min_tokens) if len(query.grams) and len(ref.grams) else []
         if score == 0 and not raws:
             return None
+        rarities = passage_rarities(raws, ref.grams.hashes, ref.index_keys(), self._usable(stats), p.rarity_df)
         passages = tuple(Passage(_span(query, rp.q_first, rp.q_last, rp.q_seeds),
                                  _span(ref, rp.r_first, rp.r_last, rp.r_seeds),
-                                 stream="code", tokens=int(rp.r_tokens), rarity=1.0) for rp in raws)
+                                 stream="code", tokens=int(rp.r_tokens), rarity=rarity)
+                         for rp, rarity in zip(raws, rarities))
         cov_r = sum(rp.r_tokens for rp in raws) / max(1, len(ref.tokens))
         cov_q = sum(rp.q_tokens for rp in raws) / max(1, len(query.tokens))
         shared = sorted((ref.literals & query.literals).elements())

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from copyscope.model import Artifact, Match, Passage, Span
-from copyscope.stats import CorpusStats
+from copyscope.stats import CorpusStats, passage_rarities
 from copyscope.text.align import RawPassage, align
 from copyscope.text.analysis import STREAMS, UNIT, TextDoc, TextParams
 from copyscope.text.decode import decode_bytes
@@ -62,7 +62,7 @@ class TextModality:
             if len(qg) == 0 or len(rg) == 0:
                 continue
             found = align(qg, rg, gap=p.gap(s), min_tokens=p.min_tokens(s), max_occ=p.max_occ)
-            raws.extend(zip(found, _rarities(found, rg.hashes, ref, stats, p.common_df)))
+            raws.extend(zip(found, passage_rarities(found, rg.hashes, ref.index_keys(), stats, p.common_df)))
         vocab = _vocabulary_overlap(query, ref, stats, p)
         if not raws and not vocab:
             return None
@@ -86,30 +86,6 @@ class TextModality:
             query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
         )
-
-
-def _rarities(passages: list[RawPassage], hashes: np.ndarray, ref: TextDoc,
-              stats: CorpusStats | None, common_df: int) -> list[float]:
-    """Per passage: mean of ``min(1, common_df / df)`` over its seed k-grams that the
-    corpus counts (the index holds winnowed k-grams only); 1 when none is.
-
-    df is looked up for the registered document's indexed keys as one array, so
-    ``CachedStats`` answers it from memory after the first check that needs it.
-    """
-    if stats is None or not passages:
-        return [1.0] * len(passages)
-    keys = ref.index_keys()                       # sorted, unique
-    if keys.shape[0] == 0:
-        return [1.0] * len(passages)
-    key_df = stats.key_df(keys).astype(np.float64)
-    out = []
-    for rp in passages:
-        h = hashes[np.unique(rp.r_seeds)]
-        pos = np.minimum(np.searchsorted(keys, h), keys.shape[0] - 1)
-        d = np.where(keys[pos] == h, key_df[pos], 0.0)
-        d = d[d > 0]
-        out.append(float(np.minimum(1.0, common_df / d).mean()) if d.shape[0] else 1.0)
-    return out
 
 
 def _vocabulary_overlap(q: TextDoc, r: TextDoc, stats: CorpusStats | None, p: TextParams) -> float | None:
