@@ -142,6 +142,44 @@ def test_for_loop_rewritten_as_while_keeps_every_statement():
     assert m.signals["statements"] == pytest.approx(1.0)
 
 
+DECLARED = b"""
+class Digits {
+    static void reverse(int number) {
+        while (number != 0) {
+            int remainder = number % 10;
+            System.out.print(remainder);
+            number = number / 10;
+        }
+    }
+}
+"""
+DECLARATION_SPLIT = b"""
+class Angka {
+    static void terbalik(int angka) {
+        while (angka != 0) {
+            int sisa;
+            sisa = angka % 10;
+            System.out.print(sisa);
+            angka = angka / 10;
+        }
+    }
+}
+"""
+
+
+def test_an_initialised_declaration_also_counts_as_its_bare_declaration():
+    from copyscope.code.plugin import _canonical
+    assert _canonical("int I = I % N") == ["int I = I % N", "int I"]
+    assert _canonical("I I = new I ( I . I )") == ["I I = new I ( I . I )", "I I"]
+    assert _canonical("I . I = N") == ["I . I = N"]            # a field assignment declares nothing
+    assert _canonical("I = N") == ["I = N"]
+    split = _fp("b.java", DECLARATION_SPLIT)
+    assert split.segments["int I"] == 1
+    assert _fp("a.java", DECLARED).segments["int I"] == 1
+    m = CodeModality().verify(split, _fp("a.java", DECLARED))
+    assert 0.8 < m.signals["statements"] < 1.0               # the initialiser itself was rewritten
+
+
 COMMENTED = b"""
 // Normalise the sensor reading against the factory calibration curve
 int adjust(int raw) {
@@ -179,3 +217,23 @@ def test_batch_scores_equal_pairwise_verify_with_comments_and_loops():
     docs = [_fp(n, d) for n, d in (("a.java", FOR_LOOP), ("b.java", WHILE_LOOP), ("c.c", COMMENTED),
                                    ("d.c", SAME_COMMENTS_NEW_CODE), ("e.c", TEMPLATE_ONLY))]
     _assert_batch_equals_verify(docs)
+
+
+def test_declaration_pattern_cannot_backtrack_exponentially():
+    """A long run of words before something that is not a declaration once made the
+    pattern try every way of splitting each word (minutes for 20 words). The
+    alarm only turns a hang into a failure; the match takes microseconds."""
+    import signal
+
+    from copyscope.code.plugin import _canonical
+
+    def hang(*_):
+        raise TimeoutError("declaration pattern backtracks")
+    old = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(20)
+    try:
+        statement = " ".join(["abcdefghij"] * 200) + " ( I )"
+        assert _canonical(statement) == [statement]
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)

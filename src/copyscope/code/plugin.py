@@ -42,7 +42,7 @@ from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
 
-ALGORITHM = "code.segments/v2"
+ALGORITHM = "code.segments/v3"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
 _OPENERS, _CLOSERS = {"(", "["}, {")", "]"}
@@ -128,6 +128,11 @@ class CodeDoc:
         return len(self.tokens) == 0
 
 
+# ``T x = e`` with any type prefix (``int``, ``java.util.Scanner``, ``List<String>``,
+# ``const``, ``val``): what comes before the declared name holds no ``=`` or ``(``.
+# Each prefix token is matched whole up to its blank, so matching stays linear (a
+# pattern that could split a word several ways backtracked exponentially).
+_DECLARATION = re.compile(r"^((?:(?:[\w$]+|[<>\[\],?*&.]) )+?)I = (.+)$")
 _MODIFIERS = re.compile(r"\b(?:public|private|protected|internal|static|final|readonly|this \.|self \.) ")
 _C_FOR = re.compile(r"^for \( (.*?) ; (.*?) ; (.*?) \)$")
 _INCREMENT = re.compile(r"^(?:I \+\+|\+\+ I|I \+= N|I = I \+ N)$")
@@ -144,6 +149,12 @@ def _canonical(statement: str) -> list[str]:
       ``update``, and ``while (cond)`` becomes ``loop (cond)``: a for loop rewritten
       as a while loop is the same statements;
     * ``i++``, ``++i``, ``i += n`` and ``i = i + n`` are one increment.
+    * a declaration with an initialiser, ``T x = e``, also counts as the bare
+      declaration ``T x``, so splitting the two (IR-Plag L3, "changing
+      declarations") keeps the declaration. The initialised form stays whole:
+      declaring and initialising in one statement is an author's habit, and
+      splitting it into ``T x`` and ``x = e`` made independent solutions look
+      like copies (IR-Plag precision 0.99 reached at recall 0.49, not 0.62).
 
     Qualified names are kept as written: ``java.util.Scanner`` against an import is
     a trace of the author's habits, and collapsing it made independent solutions
@@ -165,6 +176,9 @@ def _canonical(statement: str) -> list[str]:
         elif _DECREMENT.match(part):
             part = "I --"
         out.append(part)
+        m = _DECLARATION.match(part)
+        if m and not m.group(1).endswith(". "):          # ``a.b = e`` assigns a field
+            out.append(f"{m.group(1)}I")
     return out
 
 
