@@ -53,8 +53,8 @@ illegalargumentexception illegalstateexception nullpointerexception ioexception
 indexoutofboundsexception override deprecated suppresswarnings functionalinterface
 actionlistener actionevent addactionlistener actionperformed settext gettext setvisible
 jframe jpanel jbutton jlabel jtextfield bufferedreader inputstreamreader readline
-printwriter filereader filewriter inputstream outputstream tostring_ currenttimemillis
-nanotime arraycopy sqrt random nextrandom mathf abs
+printwriter filereader filewriter inputstream outputstream currenttimemillis
+nanotime arraycopy sqrt random mathf abs
 __init__ __name__ __main__ __str__ __repr__ __eq__ __hash__ __len__ __iter__ __next__
 __enter__ __exit__ __getitem__ __setitem__ __call__ isinstance enumerate staticmethod
 classmethod property super setup teardown setupclass assertequal asserttrue assertfalse
@@ -226,7 +226,7 @@ def _speller():  # noqa: ANN202 - third-party type
 def likely_typo(word: str) -> str | None:
     """The word ``word`` most likely misspells, or None if it is not a typo: an
     unknown word of five letters or more, not programming jargon, one edit away
-    from a common dictionary word."""
+    from a dictionary word (the likeliest, preferring those with its first letter)."""
     w = word.lower()
     if len(w) < _MIN_TYPO or w in _english() or w in _JARGON or w in _COMMON or _variant(w):
         return None
@@ -237,8 +237,8 @@ def likely_typo(word: str) -> str | None:
     return max(cands, key=lambda c: (speller.word_usage_frequency(c), c), default=None)
 
 
-_VARIANTS = ((r"our", "or"), (r"ise", "ize"), (r"ised", "ized"), (r"ising", "izing"), (r"isation", "ization"),
-             (r"tre", "ter"), (r"ogue", "og"), (r"lled", "led"), (r"lling", "ling"))
+_VARIANTS = (("our", "or"), ("ise", "ize"), ("ised", "ized"), ("ising", "izing"), ("isation", "ization"),
+             ("tre", "ter"), ("ogue", "og"), ("lled", "led"), ("lling", "ling"))
 
 
 def _variant(word: str) -> bool:
