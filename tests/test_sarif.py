@@ -60,7 +60,10 @@ def sample_result() -> Result:
         passages=(Passage(span(5, 80, 3, 9), span(7, 82, 10, 16), "code", 30, 1.0),),
         query_sha256=sha("q-code"), registered_sha256=sha("r-code"), query_path=Q_CODE,
         registered_path="lib/helpers.py", work=work(2, "Helpers", "lib/helpers.py", "Bob Coder", "GPL-3.0-only"),
-        extra={"commit": "0123abcd", "language": "python", "shared_literals": ["'hello'"]})
+        extra={"commit": "0123abcd", "language": "python", "shared_literals": ["'hello'"],
+               "side_channels": {"identifiers": [], "constants": [
+                   {"text": "0x5f3759df", "query_text": "0x5F3759DF", "query_line": 4, "registered_line": 11}],
+                   "typos": []}})
     zero = Match(
         modality="code", algorithm="code.winnow/v1", score=0.31, verdict="below-threshold",
         coverage_registered=0.0, coverage_query=0.0, signals={"passage_evidence": None},
@@ -215,6 +218,11 @@ def test_code_result_carries_commit_from_extra():
     res = _by_query(to_sarif(sample_bundle()))[Q_CODE]
     assert res["ruleId"] == "copyscope/code-copy" and res["level"] == "error"
     assert res["properties"]["commit"] == "0123abcd"
+    # the side-channel evidence travels with the result; empty channels are left out
+    assert res["properties"]["shared_literals"] == ["'hello'"]
+    assert res["properties"]["side_channels"] == {"constants": [
+        {"text": "0x5f3759df", "query_text": "0x5F3759DF", "query_line": 4, "registered_line": 11}]}
+    assert "shared_comments" not in res["properties"]
     assert "Bob Coder" in res["message"]["text"] and "GPL-3.0-only" in res["message"]["text"]
     assert "1 aligned passage." in res["message"]["text"]
 

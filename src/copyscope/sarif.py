@@ -105,7 +105,11 @@ def _result(m: dict[str, Any], rule_index: dict[str, int], art_index: dict[tuple
     props = {"score": m["score"], "coverage": m.get("coverage"), "signals": m.get("signals"),
              "work_id": reg.get("work_id"), "owner": reg.get("owner"), "license": reg.get("license"),
              "registered_sha256": reg["sha256"], "query_sha256": q["sha256"],
-             "commit": extra.get("commit"), "triage": extra.get("triage")}
+             "commit": extra.get("commit"), "triage": extra.get("triage"),
+             # what a renamed copy still carries (code): strings, comments, names, numbers, typos
+             "shared_literals": extra.get("shared_literals") or None,
+             "shared_comments": extra.get("shared_comments") or None,
+             "side_channels": {k: v for k, v in (extra.get("side_channels") or {}).items() if v} or None}
     rule_id = f"copyscope/{m['modality']}-copy"
     out = {"ruleId": rule_id, "ruleIndex": rule_index[rule_id],
            "level": "error" if m["verdict"] == "copy" else "note",
