@@ -49,6 +49,13 @@ class StoredArtifact(Artifact):
         return self._data
 
 
+SIDE_CHANNELS = (("identifiers", "identifier spellings"), ("constants", "unusual constants"),
+                 ("typos", "misspellings (possible typos)"))
+"""The channels of a code match's ``extra["side_channels"]`` (built by
+``copyscope.code.side_channels``), in the order and words output shows them."""
+SIDE_CHANNEL_ITEMS = 50     # items per channel and match: evidence for a person, not a dump
+
+
 @dataclass(frozen=True)
 class WorkInfo:
     """What the registry knows about a registered work (for match output)."""

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from copyscope.comparing import PairScore
 from copyscope.evidence import Result
-from copyscope.model import Match, Span
+from copyscope.model import SIDE_CHANNELS, Match, Span
 
 SNIPPET = 240
 
@@ -157,10 +157,6 @@ def print_passages(console: Console, m: Match, limit: int = 20) -> None:
     print_side_channels(console, m)
 
 
-_SIDE_LABELS = (("identifiers", "identifier spellings"), ("constants", "unusual constants"),
-                ("typos", "misspellings (possible typos)"))
-
-
 def print_side_channels(console: Console, m: Match, limit: int = 8) -> None:
     """Code evidence beyond structure: the strings, names, magic numbers and typos
     both files share (a renamed copy keeps them)."""
@@ -169,7 +165,7 @@ def print_side_channels(console: Console, m: Match, limit: int = 8) -> None:
         shown = ", ".join(escape(_clip(x, 40)) for x in lits[:limit])
         console.print(f"  shared string literals ({len(lits)}): {shown}", highlight=False)
     side = m.extra.get("side_channels") or {}
-    for key, label in _SIDE_LABELS:
+    for key, label in SIDE_CHANNELS:
         items = side.get(key) or []
         if not items:
             continue

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from copyscope.code.tokens import KIND_IDENT, KIND_NUMBER, KIND_STRING, CodeTokens
+from copyscope.model import SIDE_CHANNEL_ITEMS
 
-MAX_ITEMS = 50          # per channel and match: evidence for a person, not a dump
 _MIN_IDENT = 5          # shorter names are everyone's (``i``, ``tmp``, ``data``)
 _MIN_TYPO = 5           # shorter unknown words are abbreviations (``ctx``, ``init``)
 
@@ -108,9 +108,9 @@ class SideChannels:
     def of(cls, tokens: CodeTokens) -> SideChannels:
         # each distinct spelling once, at its first line: a file repeats its names
         first: dict[tuple[int, str], int] = {}
-        text, lines = tokens.text, tokens.lines
-        for i in np.flatnonzero(np.isin(tokens.kinds, _SIDE_KINDS)).tolist():
-            first.setdefault((int(tokens.kinds[i]), text[i]), int(lines[i]))
+        at = np.flatnonzero(np.isin(tokens.kinds, _SIDE_KINDS))
+        for i, kind, line in zip(at.tolist(), tokens.kinds[at].tolist(), tokens.lines[at].tolist()):
+            first.setdefault((kind, tokens.text[i]), line)
         identifiers: dict[str, Trace] = {}
         constants: dict[str, Trace] = {}
         words: dict[str, Trace] = {}
@@ -251,20 +251,13 @@ def _variant(word: str) -> bool:
 def shared(query: SideChannels, ref: SideChannels) -> dict:
     """The side-channel evidence of one pair, bounded per channel; each item names
     its first line on both sides."""
-    def items(q: dict[str, Trace], r: dict[str, Trace], keys: list[str]) -> list[dict]:
-        return [{"text": r[k].text, "query_text": q[k].text,
-                 "query_line": q[k].line, "registered_line": r[k].line} for k in keys[:MAX_ITEMS]]
+    def item(q: dict[str, Trace], r: dict[str, Trace], k: str) -> dict:
+        return {"text": r[k].text, "query_text": q[k].text, "query_line": q[k].line, "registered_line": r[k].line}
 
     idents = sorted(ref.identifiers.keys() & query.identifiers.keys(), key=lambda k: (-len(k), k))
     consts = sorted(ref.constants.keys() & query.constants.keys(),
                     key=lambda k: (-len(k.lstrip("-").replace(".", "")), k))
-    typos = []
-    for k in sorted(ref.words.keys() & query.words.keys()):
-        intended = likely_typo(k)
-        if intended is not None:
-            typos.append((k, intended))
-    out_typos = [item | {"intended": intended}
-                 for (k, intended), item in zip(typos, items(query.words, ref.words, [k for k, _ in typos]))]
-    return {"identifiers": items(query.identifiers, ref.identifiers, idents),
-            "constants": items(query.constants, ref.constants, consts),
-            "typos": out_typos}
+    typos = [(k, t) for k in sorted(ref.words.keys() & query.words.keys()) if (t := likely_typo(k)) is not None]
+    return {"identifiers": [item(query.identifiers, ref.identifiers, k) for k in idents[:SIDE_CHANNEL_ITEMS]],
+            "constants": [item(query.constants, ref.constants, k) for k in consts[:SIDE_CHANNEL_ITEMS]],
+            "typos": [item(query.words, ref.words, k) | {"intended": t} for k, t in typos[:SIDE_CHANNEL_ITEMS]]}

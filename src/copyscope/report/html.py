@@ -14,6 +14,8 @@ from typing import Any
 
 import jinja2
 
+from copyscope.model import SIDE_CHANNEL_ITEMS, SIDE_CHANNELS
+
 __all__ = ["MAX_CONTEXT_CHARS", "MAX_IMAGE_LINES", "MAX_PASSAGE_CHARS", "render_html", "segments"]
 
 MAX_PASSAGE_CHARS = 20_000  # passage text rendered per side; the rest is noted as truncated
@@ -323,23 +325,18 @@ def _iv(x: float) -> int | float:
     return int(round(x)) if abs(x - round(x)) < 1e-9 else x
 
 
-_SIDE_CHANNELS = (("identifiers", "Shared identifier spellings"),
-                  ("constants", "Shared unusual constants"),
-                  ("typos", "Shared misspellings (possible typos)"))
-
-
 def _side_channels(v: Any) -> list[dict]:
     """Code side-channel evidence as display rows: the item as registered, as
     found in the query, and the first line of each (``intended`` for typos)."""
     v = _d(v)
     out = []
-    for key, title in _SIDE_CHANNELS:
+    for key, label in SIDE_CHANNELS:
         rows = [{"text": _s(x.get("text")), "query_text": _s(x.get("query_text")),
                  "reg_line": _s(x.get("registered_line")), "query_line": _s(x.get("query_line")),
                  "intended": _s(x.get("intended"))}
-                for x in map(_d, _l(v.get(key))[:50])]
+                for x in map(_d, _l(v.get(key))[:SIDE_CHANNEL_ITEMS])]
         if rows:
-            out.append({"title": title, "rows": rows})
+            out.append({"title": f"Shared {label}", "rows": rows})
     return out
 
 
