@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -94,7 +95,7 @@ def test_rate_limit_answers_429_with_retry_after(client):
 
 
 # -- tenants --------------------------------------------------------------------------
-def test_one_tenant_never_reaches_another_tenants_data(client):
+def test_one_tenant_never_reaches_another_tenants_data(client, tmp_path, monkeypatch):
     wid = _register(client)
     set_id = client.post("/v1/sets", headers=client.h, json={"name": "hero", "work_ids": [wid]}).json()["id"]
     check_id = _check(client).json()["check_id"]
@@ -102,7 +103,11 @@ def test_one_tenant_never_reaches_another_tenants_data(client):
     o = {"Authorization": f"Bearer {other_key}"}
     # Same work id space in another workspace: W0000001 is not acme's work there.
     assert client.get(f"/v1/works/{wid}", headers=o).status_code == 404
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert client.get(f"/v1/works/{wid}/package", headers=o).status_code == 404
+    assert not list(scratch.iterdir())  # a refused package leaves no directory behind
     assert client.get("/v1/works", headers=o).json()["total"] == 0
     assert client.get(f"/v1/sets/{set_id}", headers=o).status_code == 404
     assert client.patch(f"/v1/sets/{set_id}", headers=o, json={"threshold": 0.1}).status_code == 404

@@ -164,9 +164,13 @@ def build_router() -> APIRouter:
     @r.get("/works/{work_id}/package", response_class=FileResponse, tags=["works"],
            summary="The work's evidence package (zip, verifiable offline)")
     def package(svc: Svc, who: AnyKey, work_id: str) -> FileResponse:
-        tmp = Path(tempfile.mkdtemp(prefix="copyscope-pkg-"))
-        out = svc.package(who, work_id, tmp / f"{work_id}.zip")
         from copyscope.service.tenants import remove_tree  # noqa: PLC0415
+        tmp = Path(tempfile.mkdtemp(prefix="copyscope-pkg-"))
+        try:
+            out = svc.package(who, work_id, tmp / f"{work_id}.zip")
+        except BaseException:
+            remove_tree(tmp)  # an unknown or foreign work id must not leave a directory behind
+            raise
         return FileResponse(out, media_type="application/zip", filename=out.name,
                             background=BackgroundTask(remove_tree, tmp))
 
