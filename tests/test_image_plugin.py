@@ -411,3 +411,40 @@ def test_candidates_are_decided_from_stored_features_without_reading_blobs(tmp_p
     calls = []
     art = StoredArtifact(lambda: calls.append(1) or b"abc", origin="x", sha256="0" * 64)
     assert calls == [] and art.size == 3 and art.data == b"abc" and calls == [1]
+
+
+def test_candidates_past_the_index_top_are_reranked_by_descriptor_support(tmp_path):
+    """With no room for the index's own ranking, a copy is found only through the
+    re-ranked pool; its sketch row is what was read, and a lost sketch file is
+    rebuilt from the feature store by the next check."""
+    from dataclasses import replace
+
+    from copyscope import api
+    from copyscope.settings import Settings
+    ws = api.init(Settings(home=tmp_path / "ws"))
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for i in range(8):
+        photo(400 + i).save(reg / f"p{i}.jpg", quality=90)
+    ws.register([reg], owner="o", each=True)
+    mod = ws.modalities["image"]
+    mod.params = replace(mod.params, candidate_limit=0, hash_candidates=0, region_candidates=0, rerank_keep=1)
+    q = tmp_path / "q.jpg"
+    photo(403).crop((40, 30, 640, 450)).rotate(8, expand=True).save(q, quality=80)
+    store = ws.sketches["image"]
+    assert store.path.stat().st_size == 9 * store.row             # artifact ids 1-8, each at its own offset
+
+    def found() -> list[str]:
+        return [Path(m.registered_path).name for m in ws.check([q], media=False).matches]
+
+    assert found() == ["p3.jpg"]
+    fp = mod.fingerprint(Artifact(q.read_bytes(), origin=str(q)))
+    ids = ws.registry.artifact_sha256(list(range(1, 9)))
+    rows = store.get_many(ids)
+    support = mod.rerank(fp, [rows[i] for i in sorted(ids)])
+    best = sorted(ids)[int(np.argmax(support))]
+    assert ids[best] == Artifact((reg / "p3.jpg").read_bytes(), origin="x").sha256
+    assert support.max() >= 3 * np.sort(support)[-2]                # far above every unrelated picture
+    store.path.unlink()
+    assert found() == ["p3.jpg"] and len(store.get_many(ids)) >= 1  # fell back, wrote rows back
+    ws.close()

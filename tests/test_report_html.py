@@ -4,7 +4,6 @@ from __future__ import annotations
 import copy
 import re
 
-import pytest
 
 from copyscope.report import render_html, segments
 from copyscope.report.html import MAX_PASSAGE_CHARS

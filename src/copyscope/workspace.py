@@ -35,6 +35,7 @@ from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import CachedStats
 from copyscope.storage.blobs import BlobStore, FeatureStore
+from copyscope.storage.sketches import SketchStore
 from copyscope.ledger.entries import content_of
 from copyscope.licenses import detect_license
 from copyscope.ledger.service import Ledger, WorkClaim, directory_content, write_json
@@ -102,6 +103,9 @@ class Workspace:
         # Modalities whose analysis is costly (images) keep it next to the blobs.
         self.features = {name: FeatureStore(self.home / "features" / name)
                          for name, m in self.modalities.items() if hasattr(m, "dumps")}
+        # ... and a fixed-width summary per artifact for re-ranking candidates cheaply.
+        self.sketches = {name: SketchStore(self.home / "sketches" / f"{name}-w{m.sketch_width}.bin", m.sketch_width)
+                         for name, m in self.modalities.items() if hasattr(m, "sketch")}
         self.ledger = Ledger(self.engine, self.home,
                              settings.passphrase.encode() if settings.passphrase else None, lock=self._lock)
         self._ref_cache: OrderedDict[str, Fingerprints] = OrderedDict()
@@ -256,10 +260,13 @@ class Workspace:
         planned = {sha: next_id + i for i, sha in enumerate(fresh)}
         new_artifacts = []
         by_modality: dict[str, list[DocKeys]] = {}
+        sketches: dict[str, list[tuple[int, str, bytes]]] = {}
         for sha, (art, modality, fp) in fresh.items():
             self.blobs.put(sha, art.data, sync=False)
             if modality.name in self.features:
                 self.features[modality.name].put(sha, modality.dumps(fp), sync=False)
+            if modality.name in self.sketches:
+                sketches.setdefault(modality.name, []).append((planned[sha], sha, modality.sketch(fp)))
             codes = modality.global_codes(fp) if hasattr(modality, "global_codes") else None
             new_artifacts.append(NewArtifact(sha, art.size, getattr(fp, "media_type", art.media_type),
                                              modality.name, getattr(getattr(fp, "decoded", None),
@@ -268,6 +275,8 @@ class Workspace:
             by_modality.setdefault(modality.name, []).append(
                 DocKeys(planned[sha], fp.index_keys(), fp.stat_keys()))
         self.blobs.sync()                 # one filesystem sync for the batch's blobs, before the commit
+        for name, rows in sketches.items():
+            self.sketches[name].put_many(rows)
         segments = []
         for name, docs in by_modality.items():
             seg = write_segment(self._index_dir(name), docs)
@@ -485,30 +494,35 @@ class Workspace:
                   reader: IndexReader, *, media: bool = True) -> Iterator[tuple[Match, Fingerprints]]:
         params = modality.parameters()
         max_df = max(100, int(0.02 * reader.n_docs))
+        limit = min(self.settings.candidate_limit, int(params.get("candidate_limit", self.settings.candidate_limit)))
+        pool = int(params.get("rerank_pool", 0)) if hasattr(modality, "rerank") else 0
         cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3), max_df=max_df,
-                                  limit=min(self.settings.candidate_limit,
-                                            int(params.get("candidate_limit", self.settings.candidate_limit))))
+                                  limit=max(limit, pool))
         # A modality whose score is a containment (code) can drop candidates whose
         # indexed keys are barely present before paying for re-analysis.
         keep = cands.containment >= float(params.get("min_candidate_containment", 0.0))
         doc_ids = cands.doc_ids[keep].tolist()
+        rest = doc_ids[limit:] if pool else []
+        doc_ids = doc_ids[:limit] if pool else doc_ids
+        head = len(doc_ids)                   # the index's own top; re-ranked ones follow it
         if hasattr(modality, "global_codes"):
             # Second candidate source: nearest global descriptors by Hamming distance
             # (what survives blur, re-drawing and recolouring but leaves few keypoints).
             seen = set(doc_ids)
             doc_ids += [i for i in self._hamming_candidates(modality, fp, reader, params) if i not in seen]
-        if not doc_ids:
+        if not doc_ids and not rest:
             return
-        shas = self.registry.artifact_sha256(doc_ids)
+        shas = self.registry.artifact_sha256(doc_ids + rest)
+        if rest:
+            # The index ranks by chance-prone key collisions; the modality re-ranks
+            # the pool by a real comparison and the best few are verified too.
+            doc_ids[head:head] = self._reranked(modality, fp, [i for i in rest if i in shas and i not in doc_ids],
+                                                  shas, params)
         works = self.registry.works_for_artifacts(doc_ids)
+        refs = [(doc_id, self._ref_fingerprints(modality, shas[doc_id], self._origin(works, doc_id, shas)))
+                for doc_id in doc_ids if doc_id in shas]
         threshold = self.threshold(modality)
         stats = self._cached_stats(reader) if getattr(modality, "needs_stats", True) else None
-        refs = []
-        for doc_id in doc_ids:
-            if doc_id in shas:
-                paths = [w.path for w in works.get(doc_id, [])]
-                refs.append((doc_id, self._ref_fingerprints(modality, shas[doc_id],
-                                                            paths[0] if paths else shas[doc_id])))
         if hasattr(modality, "batch_scores") and refs:
             # Cheap scores first; only pairs that can pass are aligned for evidence.
             scores = modality.batch_scores([fp], [r for _, r in refs])[0]
@@ -521,6 +535,35 @@ class Workspace:
                 match = modality.evidence_media(match, fp, ref)
             for work in works.get(doc_id, []):
                 yield replace(match, work=work, registered_path=work.path, verdict="copy"), ref
+
+    def _reranked(self, modality: Modality, fp: Fingerprints, pool: list[int], shas: dict[int, str],
+                  params: dict[str, Any]) -> list[int]:
+        """The ``rerank_keep`` best of ``pool`` by the modality's support, read from
+        the sketch store (the feature store where a row is missing or stale)."""
+        if not pool:
+            return []
+        rows = self.sketches[modality.name].get_many({i: shas[i] for i in pool}) if modality.name in self.sketches else {}
+        missing = [i for i in pool if i not in rows]
+        if missing:
+            # A workspace from before sketches, or a row lost to a crash: read the
+            # feature file and write the row back (an idempotent hint, so no lock).
+            works = self.registry.works_for_artifacts(missing)
+            for i in missing:
+                rows[i] = modality.sketch(self._ref_fingerprints(modality, shas[i], self._origin(works, i, shas)))
+            if modality.name in self.sketches:
+                self.sketches[modality.name].put_many([(i, shas[i], rows[i]) for i in missing], sync=False,
+                                                      best_effort=True)
+        support = modality.rerank(fp, [rows[i] for i in pool])
+        least = max(1, int(params.get("rerank_min_support", 1)))
+        best = np.argsort(-support, kind="stable")[:int(params.get("rerank_keep", 0))]
+        return [pool[i] for i in best.tolist() if support[i] >= least]
+
+    @staticmethod
+    def _origin(works: dict, doc_id: int, shas: dict[int, str]) -> str:
+        """A registered artifact's path (the plugin sniffs formats by extension
+        exactly as at registration), else its hash."""
+        paths = [w.path for w in works.get(doc_id, [])]
+        return paths[0] if paths else shas[doc_id]
 
     def _hamming_candidates(self, modality: Modality, fp: Fingerprints, reader: IndexReader,
                             params: dict[str, Any]) -> list[int]:

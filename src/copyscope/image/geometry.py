@@ -63,6 +63,23 @@ def good_matches(q_desc: np.ndarray, r_desc: np.ndarray) -> tuple[np.ndarray, np
     return np.nonzero(ok)[0], idx[ok, 0].astype(np.int64)
 
 
+def support_counts(query_desc: np.ndarray, ref_descs: list[np.ndarray], max_hamming: int) -> np.ndarray:
+    """For each registered image, how many of its descriptors find their match
+    among the query's, in one batched search. The ratio test runs on the
+    query's side, where there are many descriptors: a chance neighbour has a
+    close runner-up there, a real correspondence does not. This ranks index
+    candidates far better than LSH hit counts, whose chance collisions grow
+    with the registry, and costs one popcount pass."""
+    sizes = [d.shape[0] for d in ref_descs]
+    if query_desc.shape[0] < 2 or not sum(sizes):
+        return np.zeros(len(ref_descs), np.int64)
+    dist, _ = _faiss().knn_hamming(np.ascontiguousarray(np.vstack([d for d in ref_descs if d.shape[0]])),
+                                   np.ascontiguousarray(query_desc), 2)
+    owner = np.repeat(np.arange(len(ref_descs)), sizes)
+    ok = (dist[:, 0] < RATIO * dist[:, 1]) & (dist[:, 0] <= max_hamming)
+    return np.bincount(owner[ok], minlength=len(ref_descs))
+
+
 def plausible(q_desc: np.ndarray, r_desc: np.ndarray, probe: int = PROBE) -> bool:
     """Cheap first look: do the registered image's strongest keypoints have
     ratio-test matches among the query's probe set? Most candidates stop here.

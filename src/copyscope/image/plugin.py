@@ -21,7 +21,7 @@ from copyscope.image import features as F
 from copyscope.image.calibration import score_of
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
 from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, describe, match, photometric, plausible,
-                                      refine, view_homography)
+                                      refine, support_counts, view_homography)
 from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
 from copyscope.stats import CorpusStats
@@ -35,19 +35,30 @@ CODE_WIDTH = 2                 # global codes per image: full view, centre crop
 MIN_SIDE = 32                  # smaller images carry too little to match (icons, spacers)
 MIRROR_TRIES = 4
 MIRROR_IF_BELOW = 0.5            # thumbnail agreement under which the mirror is tried too
+# Thumbnail agreement a fit needs before the registered file is decoded for the
+# fine check. Under 0.15 a keypoint fit scores at most 0.12 whatever the fine
+# check says (a chance fit of 8 inliers between unrelated pictures); a global
+# alignment is only trusted from 0.5.
+FINE_IF = {"keypoints": 0.15, "global": 0.5}
 N_LOOKUP_INSET = 200            # of an inset's keypoints looked up in the index
 INSET_VIEWS = 2                 # strongest insets of a query matched on their own
 INSET_IF_FEWER = 20             # keypoint inliers under which the insets are tried
 INSET_TRIES = 3                 # candidates per looked-up query matched against its insets
 ALIGN_TRIES = 3                 # keypoint-free alignments per query looked up in the index
 PROBE_QUERY = 500               # query descriptors the probe looks at
+RERANK_DESCRIPTORS = 64         # a candidate's strongest stored descriptors the re-ranking matches
+RERANK_MAX_HAMMING = 50         # of 256 bits; stricter than verification: this only ranks
+SKETCH_WIDTH = 1 + 32 * RERANK_DESCRIPTORS   # a count byte, then the descriptors
 
 
 @dataclass(frozen=True)
 class ImageParams:
     threshold: float = 0.5
     max_pixels: int = 64_000_000
-    candidate_limit: int = 5            # per ranking (hits, containment) from the keypoint index
+    candidate_limit: int = 3            # top of the keypoint index's own ranking, verified as it ranks
+    rerank_pool: int = 40               # further index candidates re-ranked by descriptor support ...
+    rerank_keep: int = 5                # ... of which the best are verified,
+    rerank_min_support: int = 4         # if this many of their descriptors match the query's
     common_df: int = 3
     hash_candidates: int = 5            # plus the nearest global codes by Hamming distance
     max_hash_distance: int = 20         # of 64 bits; farther codes are not candidates
@@ -213,13 +224,25 @@ class ImageDoc:
         self.mirror_tries, self.align_tries, self.inset_tries = MIRROR_TRIES, ALIGN_TRIES, INSET_TRIES
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
+        return np.unique(np.concatenate([F.hash_keys(self.hashes), *(F.lsh_keys(d) for _, d in self._lookup_sets)]))
+
+    @functools.cached_property
+    def lookup_descriptors(self) -> np.ndarray:
+        """Every descriptor of the query (whole, mirrored, insets at their own
+        scale): what a candidate's stored descriptors are matched against when
+        candidates are re-ranked."""
+        return np.vstack([d for _, d in self._lookup_sets] or [np.zeros((0, 32), np.uint8)])
+
+    @functools.cached_property
+    def _lookup_sets(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(points, descriptors) of the query that are looked up in the index: the
+        strongest, spread over the picture, of the whole query, its mirror and
+        each inset at its own scale."""
         qp, qd = self.query_features
         mp, md = self.mirrored
-        # an inset's own keypoints, at the scale the registered picture was indexed at
-        insets = [F.lsh_keys(desc[F.spread(pts, N_LOOKUP_INSET, self.an_size)]) for pts, desc, _ in self.inset_features]
-        return np.unique(np.concatenate([F.hash_keys(self.hashes),
-                                         F.lsh_keys(qd[F.spread(qp, F.N_LOOKUP, self.an_size)]),
-                                         F.lsh_keys(md[F.spread(mp, F.N_LOOKUP_MIRRORED, self.an_size)]), *insets]))
+        out = [(qp, qd, F.N_LOOKUP), (mp, md, F.N_LOOKUP_MIRRORED),
+               *((p, d, N_LOOKUP_INSET) for p, d, _ in self.inset_features)]
+        return [(p[pick], d[pick]) for p, d, n in out if d.shape[0] for pick in [F.spread(p, n, self.an_size)]]
 
     def stat_keys(self) -> np.ndarray:
         return np.zeros(0, np.uint64)
@@ -353,6 +376,22 @@ class ImageModality:
             return dist[None, :]
         return np.vstack([dist[None, :], *(np.bitwise_count(codes[:, 0] ^ np.uint64(h))[None, :] for h in regions.tolist())])
 
+    sketch_width = SKETCH_WIDTH
+
+    def sketch(self, doc: ImageDoc) -> bytes:
+        """What re-ranking reads of a registered image: its strongest descriptors."""
+        d = doc.desc[:RERANK_DESCRIPTORS]
+        return bytes([d.shape[0]]) + d.tobytes()
+
+    def rerank(self, query: ImageDoc, sketches: list[bytes]) -> np.ndarray:
+        """Support of each candidate (see :meth:`sketch`), higher first: the
+        workspace verifies the ``rerank_keep`` best of the index's ``rerank_pool``."""
+        descs = []
+        for s in sketches:
+            n = min(s[0], RERANK_DESCRIPTORS, (len(s) - 1) // 32) if s else 0
+            descs.append(np.frombuffer(s, np.uint8, 32 * n, 1).reshape(n, 32))
+        return support_counts(query.lookup_descriptors, descs, RERANK_MAX_HAMMING)
+
     def dumps(self, doc: ImageDoc) -> bytes:
         return doc.dumps()
 
@@ -419,7 +458,7 @@ class ImageModality:
                 alignment = "global" if H is not None else None
         if H is not None:
             transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
-            if query.gray is not None and agreement >= 0.5 * (alignment == "global") and ref.gray is not None:
+            if query.gray is not None and agreement >= FINE_IF[alignment] and ref.gray is not None:
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
                 fine = photometric(query.gray, ref.gray, H, query.an_size, ref.an_size, ref.scale, mirrored,
