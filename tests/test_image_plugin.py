@@ -174,17 +174,21 @@ def test_damaged_feature_store_falls_back_to_the_blob(cli, home, tmp_path):
 
 # --- storage: global codes, the Hamming scan, the feature store ---------------------
 
-def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
-    """Heavy blur leaves no keypoints to look up: only the global codes find it."""
+def _photo_workspace(tmp_path: Path, seeds: range):
+    """A fresh workspace with one registered work per synthetic photo, ``reg/p<i>.jpg``."""
     from copyscope import api
     from copyscope.settings import Settings
-    s = Settings(home=tmp_path / "ws")
-    ws = api.init(s)
+    ws = api.init(Settings(home=tmp_path / "ws"))
     reg = tmp_path / "reg"
     reg.mkdir()
-    for i in range(12):
-        photo(300 + i).save(reg / f"p{i}.jpg", quality=90)
+    for i, seed in enumerate(seeds):
+        photo(seed).save(reg / f"p{i}.jpg", quality=90)
     ws.register([reg], owner="o", each=True)
+    return ws, reg
+
+def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
+    """Heavy blur leaves no keypoints to look up: only the global codes find it."""
+    ws, reg = _photo_workspace(tmp_path, range(300, 312))
     q = tmp_path / "blurred.jpg"
     photo(305).filter(ImageFilter.GaussianBlur(6)).save(q, quality=60)
     mod = ws.modalities["image"]
@@ -386,15 +390,8 @@ def test_all_pairs_finds_a_mirrored_copy_however_many_pairs_come_first(cli, tmp_
 def test_candidates_are_decided_from_stored_features_without_reading_blobs(tmp_path):
     """Only a candidate that gets as far as the fine photometric check (a copy)
     reads its registered file; the others are decided from stored features."""
-    from copyscope import api
     from copyscope.model import StoredArtifact
-    from copyscope.settings import Settings
-    ws = api.init(Settings(home=tmp_path / "ws"))
-    reg = tmp_path / "reg"
-    reg.mkdir()
-    for i in range(12):
-        photo(400 + i).save(reg / f"p{i}.jpg", quality=90)
-    ws.register([reg], owner="o", each=True)
+    ws, _ = _photo_workspace(tmp_path, range(400, 412))
     reads: list[str] = []
     real_get = ws.blobs.get
     ws.blobs.get = lambda sha: reads.append(sha) or real_get(sha)
@@ -419,14 +416,7 @@ def test_candidates_past_the_index_top_are_reranked_by_descriptor_support(tmp_pa
     rebuilt from the feature store by the next check."""
     from dataclasses import replace
 
-    from copyscope import api
-    from copyscope.settings import Settings
-    ws = api.init(Settings(home=tmp_path / "ws"))
-    reg = tmp_path / "reg"
-    reg.mkdir()
-    for i in range(8):
-        photo(400 + i).save(reg / f"p{i}.jpg", quality=90)
-    ws.register([reg], owner="o", each=True)
+    ws, reg = _photo_workspace(tmp_path, range(400, 408))
     mod = ws.modalities["image"]
     mod.params = replace(mod.params, candidate_limit=0, hash_candidates=0, region_candidates=0, rerank_keep=1)
     q = tmp_path / "q.jpg"

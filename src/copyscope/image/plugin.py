@@ -238,11 +238,14 @@ class ImageDoc:
         """(points, descriptors) of the query that are looked up in the index: the
         strongest, spread over the picture, of the whole query, its mirror and
         each inset at its own scale."""
-        qp, qd = self.query_features
-        mp, md = self.mirrored
-        out = [(qp, qd, F.N_LOOKUP), (mp, md, F.N_LOOKUP_MIRRORED),
-               *((p, d, N_LOOKUP_INSET) for p, d, _ in self.inset_features)]
-        return [(p[pick], d[pick]) for p, d, n in out if d.shape[0] for pick in [F.spread(p, n, self.an_size)]]
+        views = [(*self.query_features, F.N_LOOKUP), (*self.mirrored, F.N_LOOKUP_MIRRORED),
+                 *((p, d, N_LOOKUP_INSET) for p, d, _ in self.inset_features)]
+        out = []
+        for pts, desc, n in views:
+            if desc.shape[0]:
+                pick = F.spread(pts, n, self.an_size)
+                out.append((pts[pick], desc[pick]))
+        return out
 
     def stat_keys(self) -> np.ndarray:
         return np.zeros(0, np.uint64)
