@@ -619,14 +619,17 @@ class Workspace:
             self._ref_cache.move_to_end(sha256)
             return cached
         art = StoredArtifact(functools.partial(self.blobs.get, sha256), origin=origin, sha256=sha256)
+        store = self.features.get(modality.name)
         fp = None
-        if modality.name in self.features:
+        if store is not None:
             try:
-                fp = modality.loads(self.features[modality.name].get(sha256), art)
+                fp = modality.loads(store.get(sha256), art)
             except (StorageError, ValueError, KeyError, OSError):
-                fp = None                 # missing or damaged: analyse the blob again
+                fp = None                 # missing, damaged or outdated: analyse the blob again
         if fp is None:
             fp = modality.fingerprint(art)
+            if store is not None:         # and heal the store (a workspace from before code features)
+                store.rewrite(sha256, modality.dumps(fp))
         self._ref_cache[sha256] = fp
         if len(self._ref_cache) > 256:
             self._ref_cache.popitem(last=False)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
+import zlib
 from collections import Counter
 from dataclasses import asdict, dataclass
 
@@ -43,6 +45,7 @@ from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
 
 ALGORITHM = "code.segments/v3"
+_FEATURES_MAGIC = b"CSCODEF1"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
 _OPENERS, _CLOSERS = {"(", "["}, {")", "]"}
@@ -72,22 +75,61 @@ def _h(text: str, salt: int) -> int:
 
 
 class CodeDoc:
-    """One analysed source file (the code plugin's Fingerprints)."""
+    """One analysed source file (the code plugin's Fingerprints).
+
+    A registered file loaded from the feature store (``bags``) starts with its
+    statement, comment and literal bags only: they are all a candidate's cheap
+    score needs. Its tokens and k-grams are rebuilt from the blob on first use,
+    which only a verified candidate reaches."""
 
     modality = "code"
 
-    def __init__(self, artifact: Artifact, params: CodeParams, language: str | None) -> None:
+    def __init__(self, artifact: Artifact, params: CodeParams, language: str | None, *,
+                 bags: tuple[str, Counter[str], Counter[str], Counter[str]] | None = None) -> None:
         self.artifact = artifact
         self.params = params
-        self.tokens: CodeTokens = tokenize_code(artifact.data, language, path=artifact.origin)
+        self.requested_language = language       # what tokenize_code was asked for
+        if bags is not None:
+            self.language, self.segments, self.comments, self.literals = bags
+            return
+        self.tokens = tokenize_code(artifact.data, language, path=artifact.origin)
         self.language = self.tokens.language
-        hashes = np.fromiter((_h(t, 0) for t in self.tokens.norm), dtype=np.uint64, count=len(self.tokens))
-        stream = TokenStream("word", hashes, self.tokens.starts, self.tokens.ends)
-        self.grams: KGrams = kgrams(stream, params.k)
         self.segments: Counter[str] = _segments(self.tokens)
         self.comments: Counter[str] = _comment_lines(self.tokens)
         self.literals: Counter[str] = Counter(
             t for t, k in zip(self.tokens.text, self.tokens.kinds) if k == KIND_STRING)
+
+    @functools.cached_property
+    def tokens(self) -> CodeTokens:   # only reached for a document loaded from its bags
+        return tokenize_code(self.artifact.data, self.requested_language, path=self.artifact.origin)
+
+    @functools.cached_property
+    def grams(self) -> KGrams:
+        hashes = np.fromiter((_h(t, 0) for t in self.tokens.norm), dtype=np.uint64, count=len(self.tokens))
+        return kgrams(TokenStream("word", hashes, self.tokens.starts, self.tokens.ends), self.params.k)
+
+    def dumps(self) -> bytes:
+        """The bags, for the feature store: JSON (ASCII, so any decoded text
+        survives) compressed; tagged with the algorithm, whose statement
+        normalisation made them."""
+        payload = json.dumps([ALGORITHM, self.requested_language, self.language, list(self.segments.items()),
+                              list(self.comments.items()), list(self.literals.items())], separators=(",", ":"))
+        return _FEATURES_MAGIC + zlib.compress(payload.encode("ascii"), 1)
+
+    @classmethod
+    def loads(cls, data: bytes, artifact: Artifact, params: CodeParams) -> "CodeDoc":
+        """Raises ``ValueError`` for anything but this algorithm's own bags: the
+        caller then analyses the file again."""
+        if not data.startswith(_FEATURES_MAGIC):
+            raise ValueError("not code features")
+        try:
+            algorithm, requested, language, segs, coms, lits = json.loads(zlib.decompress(data[len(_FEATURES_MAGIC):]))
+            bags = (str(language), Counter(dict(segs)), Counter(dict(coms)), Counter(dict(lits)))
+        except (zlib.error, ValueError, TypeError) as exc:
+            raise ValueError(f"damaged code features: {exc}") from None
+        if algorithm != ALGORITHM:
+            raise ValueError(f"code features of {algorithm}, not {ALGORITHM}")
+        return cls(artifact, params, requested, bags=bags)
 
     @property
     def media_type(self) -> str:
@@ -282,6 +324,12 @@ class CodeModality:
 
     def parameters(self) -> dict:
         return {"algorithm": ALGORITHM, **asdict(self.params)}
+
+    def dumps(self, doc: CodeDoc) -> bytes:
+        return doc.dumps()
+
+    def loads(self, data: bytes, artifact: Artifact) -> CodeDoc:
+        return CodeDoc.loads(data, artifact, self.params)
 
     def without_base(self, doc: CodeDoc, base: list[CodeDoc]) -> CodeDoc:
         """``doc`` minus what the base (template, starter) code contains: its

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from pathlib import Path
 
 from copyscope.errors import StorageError
@@ -40,8 +41,13 @@ class BlobStore:
         dest = self.path(sha256)
         if dest.exists():
             return
+        self._write(dest, data, sync)
+
+    @staticmethod
+    def _write(dest: Path, data: bytes, sync: bool) -> None:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(f".{sha256}.{os.getpid()}.tmp")
+        # per process and thread: a server's threads may write the same file at once
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         with open(tmp, "wb") as fh:
             fh.write(data)
             if sync:
@@ -90,6 +96,15 @@ class FeatureStore(BlobStore):
 
     def put(self, sha256: str, data: bytes, *, sync: bool = True) -> None:
         super().put(sha256, hashlib.sha256(data).digest() + data, sync=sync)
+
+    def rewrite(self, sha256: str, data: bytes) -> None:
+        """Replace a missing, damaged or outdated file, best effort and unsynced:
+        a check heals the store as it reads it, and a lost write only means the
+        next check analyses that file again."""
+        try:
+            self._write(self.path(sha256), hashlib.sha256(data).digest() + data, False)
+        except OSError:
+            pass
 
     def get(self, sha256: str) -> bytes:
         try:
