@@ -438,3 +438,21 @@ def test_candidates_past_the_index_top_are_reranked_by_descriptor_support(tmp_pa
     store.path.unlink()
     assert found() == ["p3.jpg"] and len(store.get_many(ids)) >= 1  # fell back, wrote rows back
     ws.close()
+
+
+def test_a_fit_that_cannot_reach_the_report_floor_skips_the_fine_check(plugin, original):
+    """A check reports nothing under its threshold, so a fit whose score stays
+    under it whatever the fine check says does not decode the registered file."""
+    from copyscope.model import StoredArtifact
+    reads = []
+    data = original.artifact.data
+    stored = plugin.loads(plugin.dumps(original),
+                          StoredArtifact(lambda: reads.append(1) or data, origin="orig.jpg", sha256="0" * 64))
+    copy = plugin.fingerprint(Artifact(enc(photo(1).crop((30, 20, 650, 440)), quality=85), origin="q.jpg"))
+    exact = plugin.verify(copy, stored)
+    assert exact.signals["fine_photometric"] > 0.5 and reads == [1]
+    stored = plugin.loads(plugin.dumps(original),
+                          StoredArtifact(lambda: reads.append(2) or data, origin="orig.jpg", sha256="0" * 64))
+    copy.report_floor = 1.01                  # no score reaches it
+    floored = plugin.verify(copy, stored)
+    assert floored.signals["fine_photometric"] == 0.0 and floored.score < copy.report_floor and reads == [1]

@@ -102,6 +102,9 @@ class ImageDoc:
         self.mirror_tries: int | None = None
         self.align_tries: int | None = None     # keypoint-free alignments, likewise (ALIGN_TRIES)
         self.inset_tries: int | None = None     # candidates matched against the query's insets (INSET_TRIES)
+        # A check reports nothing under its threshold: a fit that cannot reach it
+        # whatever the fine check says skips that check (and decoding the file).
+        self.report_floor = 0.0
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -461,7 +464,9 @@ class ImageModality:
                 alignment = "global" if H is not None else None
         if H is not None:
             transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
-            if query.gray is not None and agreement >= FINE_IF[alignment] and ref.gray is not None:
+            reachable = max(score_of(best.inliers, agreement, hd, f) for f in (0.0, 1.0))   # linear in fine
+            if (query.gray is not None and agreement >= FINE_IF[alignment] and reachable >= query.report_floor
+                    and ref.gray is not None):
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
                 fine = photometric(query.gray, ref.gray, H, query.an_size, ref.an_size, ref.scale, mirrored,
