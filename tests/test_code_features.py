@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from copyscope import api
+from copyscope import api, check_pool
 from copyscope.code.plugin import ALGORITHM, CodeDoc, CodeModality, score_matrix
 from copyscope.model import Artifact
 
@@ -98,3 +98,24 @@ def test_checks_read_the_stored_bags_and_heal_a_missing_or_outdated_file(tmp_pat
     stored[0].write_bytes(hashlib.sha256(outdated).digest() + outdated)   # intact, but another algorithm's
     assert check() == score and stored[0].read_bytes() == good
     assert ALGORITHM != "code.segments/v0"
+
+
+def test_a_large_check_in_two_processes_reports_what_one_process_does(tmp_path, monkeypatch):
+    pooled = []
+    in_pool = check_pool.check_in_pool
+    monkeypatch.setattr(check_pool, "check_in_pool", lambda *a, **k: pooled.append(a[4]) or in_pool(*a, **k))
+    reg = tmp_path / "Cylinder.java"
+    reg.write_bytes(ORIGINAL)
+    scan = tmp_path / "scan"
+    scan.mkdir()
+    for i in range(70):
+        body = COPY if i % 7 == 0 else ORIGINAL.replace(b"Cylinder", b"Unrelated%d" % i).replace(b"volume", b"w%d" % i)
+        (scan / f"F{i:02d}.java").write_bytes(body if i % 5 else b"class Empty%d { }\n" % i)
+    (scan / "binary.c").write_bytes(b"\x00\x01" * 50)          # not code: an error line, the scan goes on
+    with api.init(api.Settings(home=tmp_path / "ws")) as ws:
+        ws.register([reg], owner="Author", license="MIT")
+        one = ws.check([scan]).bundle()
+        two = ws.check([scan], jobs=2).bundle()
+    assert pooled == [2] and one["matches"] and one["errors"]
+    for key in ("matches", "errors", "inputs", "triaged"):
+        assert one.get(key) == two.get(key), key

@@ -203,6 +203,7 @@ def check(
     base: list[Path] = typer.Option([], "--base", help="Template/starter code that never counts as copied (repeatable)."),
     git: Optional[Path] = typer.Option(None, "--git", help="Also scan every file version in this git repository's history."),
     rev_range: Optional[str] = typer.Option(None, "--rev-range", help="With --git: only this revision range, e.g. v1.0..main."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="Processes for a large check (64 files or more); 0: one per core."),
 ) -> None:
     """Find registered works copied into the given files. Exit 1 when copies are found."""
     c = _ctx(ctx)
@@ -212,9 +213,11 @@ def check(
     if not paths and git is None:
         raise UsageError("check needs PATH... or --git REPO")
     settings = _with_threshold(c.settings, threshold)
+    from copyscope.check_pool import auto_jobs  # noqa: PLC0415
     with api.open_workspace(settings) as ws:
         result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress(),
-                          media=bool(report or bundle) or c.fmt(fmt) == Format.json)
+                          media=bool(report or bundle) or c.fmt(fmt) == Format.json,
+                          jobs=jobs or auto_jobs())
         if git is not None:
             from copyscope.gitscan import check_history  # noqa: PLC0415
             history = check_history(ws, git, rev_range, progress=c.progress())

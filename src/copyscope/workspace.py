@@ -23,6 +23,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from copyscope import check_pool
 from copyscope.errors import CopyscopeError, InputError, StorageError, WorkspaceError
 from copyscope.code.triage import triage_reason
 from copyscope.evidence import InputRecord, Result
@@ -97,6 +98,7 @@ class Workspace:
         self.settings = settings
         self.home = settings.home
         self.modalities = modalities if modalities is not None else load_modalities(settings)
+        self._default_modalities = modalities is None     # so worker processes can load the same ones
         self.engine = make_engine(settings.database_url, schema=settings.db_schema)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
@@ -396,31 +398,41 @@ class Workspace:
         return cached[1]
 
     def check(self, paths: Sequence[str | Path], *, base: Sequence[str | Path] = (),
-              progress: Progress | None = None, media: bool = True) -> Result:
+              progress: Progress | None = None, media: bool = True, jobs: int = 1) -> Result:
         """``base``: template or starter code whose content never counts as copied.
         ``media=False`` skips the renderings an evidence report embeds (images):
-        a decision alone (a TSV line, a service's allow/block) does not need them."""
+        a decision alone (a TSV line, a service's allow/block) does not need them.
+        ``jobs`` > 1 checks a large file list in that many processes (same result)."""
         progress = progress or NullProgress()
         skipped: list[str] = []
-        base_fps = self._base_fingerprints(base)
         files = expand_paths(list(paths), self.settings, skipped)
-        readers: dict[str, IndexReader] = {}       # opened on first use, once per call
         result = Result("check", self.parameters(), errors=skipped)
         progress.start(len(files), "checking")
-        archives = ArchiveCache(self.settings)
-        for f in files:
-            try:
-                art = read_found(f, self.settings, archives)
-            except CopyscopeError as exc:
-                result.errors.append(exc.message)
-            else:
-                self._check_artifact(result, art, f.relative, base_fps, readers, media)
-            progress.advance(1)
-        archives.close()
+        if jobs > 1 and len(files) >= check_pool.MIN_FILES and self._default_modalities:
+            check_pool.check_in_pool(self.settings, files, base, media, min(jobs, len(files)), result, progress)
+        else:
+            self._check_files(result, files, self._base_fingerprints(base), media, progress)
         if media:       # evidence extras, like the renderings: a bare decision skips them
             result.provenance = self._provenance(sorted({m.work.work_id for m in result.matches if m.work}))
         progress.stop()
         return result
+
+    def _check_files(self, result: Result, files: Sequence[FoundFile], base_fps: dict[str, list[Fingerprints]],
+                     media: bool, progress: Progress | None = None) -> None:
+        readers: dict[str, IndexReader] = {}       # opened on first use, once per call
+        archives = ArchiveCache(self.settings)
+        try:
+            for f in files:
+                try:
+                    art = read_found(f, self.settings, archives)
+                except CopyscopeError as exc:
+                    result.errors.append(exc.message)
+                else:
+                    self._check_artifact(result, art, f.relative, base_fps, readers, media)
+                if progress is not None:
+                    progress.advance(1)
+        finally:
+            archives.close()
 
     def check_artifacts(self, artifacts: Sequence[Artifact], *, media: bool = False) -> Result:
         """``check`` for content already in memory (an upload to the service):
@@ -522,6 +534,8 @@ class Workspace:
         refs = [(doc_id, self._ref_fingerprints(modality, shas[doc_id], self._origin(works, doc_id, shas)))
                 for doc_id in doc_ids if doc_id in shas]
         threshold = self.threshold(modality)
+        if hasattr(fp, "report_floor"):
+            fp.report_floor = threshold         # scores under it are not reported: need not be exact
         stats = self._cached_stats(reader) if getattr(modality, "needs_stats", True) else None
         if hasattr(modality, "batch_scores") and refs:
             # Cheap scores first; only pairs that can pass are aligned for evidence.
