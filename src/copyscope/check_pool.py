@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -35,8 +36,22 @@ def auto_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init(settings: Settings, base: list[str], media: bool) -> None:
+def _die_with(parent: int) -> None:
+    """Ask the kernel to end this worker when the parent process dies (killed,
+    even with SIGKILL): a scan's workers must not run on as orphans."""
+    try:
+        import ctypes  # noqa: PLC0415
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass                       # not Linux: the pool's own shutdown still ends workers
+    if os.getppid() != parent:     # it died before the request took effect
+        os._exit(1)
+
+
+def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None:
     global _worker
+    _die_with(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the parent decides
     from copyscope.workspace import Workspace  # noqa: PLC0415
     ws = Workspace(settings)
     _worker = (ws, ws._base_fingerprints(base), media)
@@ -63,7 +78,7 @@ def check_in_pool(settings: Settings, files: Sequence[FoundFile], base: Sequence
     ctx = multiprocessing.get_context("spawn")
     slices = list(_slices(files, jobs))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init,
-                             initargs=(settings, [str(b) for b in base], media)) as pool:
+                             initargs=(settings, [str(b) for b in base], media, os.getpid())) as pool:
         futures = [pool.submit(_check_slice, s) for s in slices]
         try:
             for chunk, fut in zip(slices, futures):
@@ -80,6 +95,6 @@ def check_in_pool(settings: Settings, files: Sequence[FoundFile], base: Sequence
                     result.triaged += part.triaged
                 progress.advance(len(chunk))
         except BaseException:
-            for fut in futures:
-                fut.cancel()
+            # Interrupted: drop the slices not started; those in flight end in a second or two.
+            pool.shutdown(wait=True, cancel_futures=True)
             raise

@@ -402,7 +402,9 @@ class Workspace:
         """``base``: template or starter code whose content never counts as copied.
         ``media=False`` skips the renderings an evidence report embeds (images):
         a decision alone (a TSV line, a service's allow/block) does not need them.
-        ``jobs`` > 1 checks a large file list in that many processes (same result)."""
+        ``jobs`` > 1 checks a large file list in that many spawned processes (same
+        result); like any spawning library call, a script using it needs the
+        ``if __name__ == "__main__":`` guard."""
         progress = progress or NullProgress()
         skipped: list[str] = []
         files = expand_paths(list(paths), self.settings, skipped)
