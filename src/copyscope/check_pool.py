@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
-from copyscope.errors import CopyscopeError
 from copyscope.evidence import Result
 from copyscope.ingest import FoundFile
 from copyscope.progress import Progress
@@ -74,7 +73,8 @@ def check_in_pool(settings: Settings, files: Sequence[FoundFile], base: Sequence
                   jobs: int, result: Result, progress: Progress) -> None:
     """Check ``files`` in ``jobs`` processes, adding to ``result`` in input order.
     A worker that dies (killed, out of memory) is reported as one error line per
-    file it left unchecked; the rest of the scan goes on."""
+    file it left unchecked; the rest of the scan goes on. An error that stops a
+    single-process check (a damaged workspace) stops this one too."""
     ctx = multiprocessing.get_context("spawn")
     slices = list(_slices(files, jobs))
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx, initializer=_init,
@@ -86,8 +86,6 @@ def check_in_pool(settings: Settings, files: Sequence[FoundFile], base: Sequence
                     part = fut.result()
                 except BrokenProcessPool:
                     result.errors += [f"{f.relative}: not checked (a worker process died)" for f in chunk]
-                except CopyscopeError as exc:
-                    result.errors.append(exc.message)
                 else:
                     result.inputs += part.inputs
                     result.matches += part.matches
