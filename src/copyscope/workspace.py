@@ -102,7 +102,7 @@ class Workspace:
         self.engine = make_engine(settings.database_url, schema=settings.db_schema)
         self.registry = SqlRegistry(self.engine)
         self.blobs = BlobStore(self.home / "blobs")
-        # Modalities whose analysis is costly (images) keep it next to the blobs.
+        # Modalities whose analysis is costly (images, code) keep it next to the blobs.
         self.features = {name: FeatureStore(self.home / "features" / name)
                          for name, m in self.modalities.items() if hasattr(m, "dumps")}
         # ... and a fixed-width summary per artifact for re-ranking candidates cheaply.

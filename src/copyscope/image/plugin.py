@@ -464,8 +464,9 @@ class ImageModality:
                 alignment = "global" if H is not None else None
         if H is not None:
             transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
-            reachable = max(score_of(best.inliers, agreement, hd, f) for f in (0.0, 1.0))   # linear in fine
-            if (query.gray is not None and agreement >= FINE_IF[alignment] and reachable >= query.report_floor
+            # (the score is linear in the fine agreement: its two ends bound it)
+            if (query.gray is not None and agreement >= FINE_IF[alignment]
+                    and max(score_of(best.inliers, agreement, hd, f) for f in (0.0, 1.0)) >= query.report_floor
                     and ref.gray is not None):
                 # Same pixels, or another photograph of the same scene? At full analysis
                 # resolution, parallax and a different exposure no longer line up.
