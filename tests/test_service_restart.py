@@ -38,9 +38,9 @@ def _multipart(fields: dict, files: list[tuple[str, bytes]]) -> tuple[bytes, str
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def _serve(home, port):  # noqa: ANN001, ANN202
+def _serve(home, port, *args: str):  # noqa: ANN001, ANN202
     proc = subprocess.Popen([sys.executable, "-m", "copyscope.cli", "--home", str(home), "-q", "serve",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port", str(port), *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -98,3 +98,61 @@ def test_sigkill_mid_job_then_restart_finishes_the_job_exactly_once(tmp_path):
     assert sorted(w["title"] for w in works["works"]) == sorted(name for name, _ in docs)
     assert len({i["result"] for i in final["items"]}) == n
     print(f"killed with {interrupted_at}/{n} items done")
+
+
+def _workers(pid: int) -> list[int]:
+    """The serving processes under ``serve --workers N`` (spawned children)."""
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            for child in fh.read().split():
+                with open(f"/proc/{child}/cmdline", "rb") as cmd:
+                    if b"spawn_main" in cmd.read():
+                        out.append(int(child))
+    return sorted(out)
+
+
+def _wait_for(what: str, ready, limit: float = 60.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        value = ready()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_serve_workers_share_the_port_and_a_killed_worker_is_replaced(tmp_path):
+    home = tmp_path / "svc"
+    out = subprocess.run([sys.executable, "-m", "copyscope.cli", "--home", str(home), "--json", "tenant", "create",
+                          "acme"], capture_output=True, text=True, check=True)
+    key = json.loads(out.stdout)["key"]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}/v1"
+    proc = _serve(home, port, "--workers", "2")
+    try:
+        first = _wait_for("two workers", lambda: len(_workers(proc.pid)) == 2 and _workers(proc.pid))
+        body, ctype = _multipart({}, [("note.txt", b"An unregistered note about nothing in particular.")])
+        body = body.replace(b'name="files"', b'name="file"')
+        for _ in range(8):      # fresh connections: the kernel spreads them over both workers' sockets
+            assert _call(f"{base}/check", key, body, ctype)["decision"] == "allow"
+        os.kill(first[0], signal.SIGKILL)
+        again = _wait_for("a replacement worker",
+                          lambda: len(_workers(proc.pid)) == 2 and first[0] not in _workers(proc.pid) and _workers(proc.pid))
+        assert first[1] in again
+        _wait_for("the port to answer", lambda: _call(f"{base}/check", key, body, ctype)["decision"])
+    finally:
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=40) == 0
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in first + again)     # the workers ended with it
+
+
+def test_serve_workers_on_a_taken_port_is_one_clear_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out = subprocess.run([sys.executable, "-m", "copyscope.cli", "--home", str(tmp_path / "svc"), "serve",
+                              "--port", str(port), "--workers", "2"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "cannot listen on 127.0.0.1:" in out.stderr and "Traceback" not in out.stderr

@@ -35,7 +35,7 @@ def auto_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _die_with(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Ask the kernel to end this worker when the parent process dies (killed,
     even with SIGKILL): a scan's workers must not run on as orphans."""
     try:
@@ -49,7 +49,7 @@ def _die_with(parent: int) -> None:
 
 def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None:
     global _worker
-    _die_with(parent)
+    die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the parent decides
     from copyscope.workspace import Workspace  # noqa: PLC0415
     ws = Workspace(settings)

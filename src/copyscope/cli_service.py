@@ -54,8 +54,9 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
                                     candidate_limit=candidate_limit,
                                     max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None)
         c.note(f"copyscope service on http://{host}:{port}/ (API /v1, docs /v1/docs); home {settings.home}")
+        from copyscope.service.transport import NoDelayHttpProtocol  # noqa: PLC0415
         common = {"host": host, "port": port, "log_level": log_level, "access_log": False,
-                  "timeout_graceful_shutdown": 10}
+                  "timeout_graceful_shutdown": 10, "http": NoDelayHttpProtocol}
         if workers == 1:
             from copyscope.service import create_app  # noqa: PLC0415
             from copyscope.service.app import limit_malloc_arenas  # noqa: PLC0415
@@ -63,9 +64,10 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
             uvicorn.run(create_app(settings), **common)
             return
         from copyscope.service.core import Service  # noqa: PLC0415
+        from copyscope.service.workers import serve_workers  # noqa: PLC0415
         Service(settings).close()           # migrate once, before the workers race to
         os.environ["COPYSCOPE_SERVICE_SETTINGS"] = settings.to_json()
-        uvicorn.run("copyscope.service.app:app_from_environment", factory=True, workers=workers, **common)
+        serve_workers(host, port, workers, {k: v for k, v in common.items() if k not in ("host", "port")})
 
     @tenant_app.command("create")
     def tenant_create(
