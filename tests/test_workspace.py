@@ -185,6 +185,7 @@ def test_check_analyses_registered_markdown_as_markdown(ws, tmp_path):
     """Regression: the registered blob must be re-analysed under its registered name, so the
     link URL (stripped from Markdown) does not split the passage at check time."""
     from copyscope.model import Artifact
+    from copyscope.model import Artifact
     from copyscope.text.plugin import TextModality
 
     (tmp_path / "article.md").write_text(MD_WITH_LINK, encoding="utf-8")
@@ -295,3 +296,46 @@ def test_blob_corruption_is_detected_on_check(ws, docs, tmp_path):
     path.write_bytes(path.read_bytes().replace(b"soil", b"s0il", 1))
     with pytest.raises(StorageError, match="corrupt"):
         ws.check([sample_path(tmp_path, "suspects/en_light_edit.txt")])
+
+
+def test_a_check_skips_chance_candidates_but_finds_a_short_copied_passage(ws, tmp_path, monkeypatch):
+    """A registered text sharing one indexed k-gram with the query (fewer than
+    ``min_shared_keys``) is not verified; one from which the query copies a
+    two-line passage is, and is reported."""
+    from copyscope.model import Artifact
+    from copyscope.text.plugin import TextModality
+
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    for seed in range(30):
+        (reg / f"d{seed:02d}.txt").write_text(synthetic_text(seed, 120), encoding="utf-8")
+    ws.register([reg], owner="Ann", each=True)
+    chance = synthetic_text(100, 120).split()
+    source = synthetic_text(101, 120).split()
+    (reg / "chance.txt").write_text(" ".join(chance), encoding="utf-8")
+    (reg / "source.txt").write_text(" ".join(source), encoding="utf-8")
+    ws.register([reg / "chance.txt"], owner="Bea")
+    ws.register([reg / "source.txt"], owner="Cy")
+    query = synthetic_text(500, 60).split() + chance[40:44] + synthetic_text(501, 60).split() \
+        + source[30:56] + synthetic_text(502, 30).split()
+    q = tmp_path / "query.txt"
+    q.write_text(" ".join(query), encoding="utf-8")
+
+    # The premise: the chance document is a candidate, sharing one key.
+    text = ws.modalities["text"]
+    fp = text.fingerprint(Artifact(q.read_bytes(), origin=q.name))
+    cands = ws.reader("text").candidates(fp.query_keys(), common_df=3, max_df=100, limit=25, count_shared=True)
+    by_id = dict(zip(cands.doc_ids.tolist(), cands.shared.tolist()))
+    ids = ws.registry.artifact_ids([hashlib.sha256((reg / n).read_bytes()).hexdigest()
+                                    for n in ("chance.txt", "source.txt")])
+    chance_id, source_id = ids.values()
+    assert 0 < by_id[chance_id] < text.params.min_shared_keys <= by_id[source_id]
+
+    verified = []
+    real_verify = TextModality.verify
+    monkeypatch.setattr(TextModality, "verify",
+                        lambda self, a, b, stats=None: verified.append(b.artifact.sha256) or real_verify(self, a, b, stats))
+    result = ws.check([q])
+    shas = {n: hashlib.sha256((reg / n).read_bytes()).hexdigest() for n in ("chance.txt", "source.txt")}
+    assert shas["source.txt"] in verified and shas["chance.txt"] not in verified
+    assert [m.work.owner for m in result.copies] == ["Cy"]

@@ -510,11 +510,15 @@ class Workspace:
         max_df = max(100, int(0.02 * reader.n_docs))
         limit = min(self.settings.candidate_limit, int(params.get("candidate_limit", self.settings.candidate_limit)))
         pool = int(params.get("rerank_pool", 0)) if hasattr(modality, "rerank") else 0
+        min_shared = int(params.get("min_shared_keys", 0))
         cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3), max_df=max_df,
-                                  limit=max(limit, pool))
-        # A modality whose score is a containment (code) can drop candidates whose
-        # indexed keys are barely present before paying for re-analysis.
+                                  limit=max(limit, pool), count_shared=min_shared > 1)
+        # Candidates that cannot score, dropped before paying for re-analysis:
+        # indexed keys barely present (code, whose score is a containment), or
+        # fewer shared indexed keys than a reportable passage carries (text).
         keep = cands.containment >= float(params.get("min_candidate_containment", 0.0))
+        if min_shared > 1:
+            keep &= cands.shared >= min_shared
         doc_ids = cands.doc_ids[keep].tolist()
         rest = doc_ids[limit:] if pool else []
         doc_ids = doc_ids[:limit] if pool else doc_ids

@@ -203,6 +203,7 @@ class Candidates:
     doc_ids: np.ndarray       # int64
     hits: np.ndarray          # float64: rarity-weighted shared keys
     containment: np.ndarray   # float64: hits / indexed keys of the doc
+    shared: np.ndarray | None = None   # int64: distinct shared keys (``count_shared=True``)
 
 
 class IndexReader:
@@ -248,7 +249,8 @@ class IndexReader:
         pos = np.minimum(pos, max(self._doc_ids.shape[0] - 1, 0))
         return np.where(self._doc_ids[pos] == doc_ids, self._doc_sizes[pos], 1.0)
 
-    def candidates(self, keys: np.ndarray, *, common_df: int, max_df: int, limit: int) -> Candidates:
+    def candidates(self, keys: np.ndarray, *, common_df: int, max_df: int, limit: int,
+                   count_shared: bool = False) -> Candidates:
         """Docs sharing the query's keys, ranked by rarity-weighted hits.
 
         Keys in more than ``max_df`` docs (banners, licences) are skipped: they
@@ -262,7 +264,7 @@ class IndexReader:
         use = (df > 0) & (df <= max_df)
         e = np.zeros(0, np.int64)
         if not use.any():
-            return Candidates(e, e.astype(np.float64), e.astype(np.float64))
+            return Candidates(e, e.astype(np.float64), e.astype(np.float64), e)
         weight = np.minimum(1.0, common_df / np.maximum(df, 1))
         docs_parts, w_parts = [], []
         for s, (lo, hi) in zip(self.segments, ranges):
@@ -275,7 +277,7 @@ class IndexReader:
             docs_parts.extend(s.post_docs[a:a + k] for a, k in zip(lo[has].tolist(), c.tolist()))
             w_parts.append(np.repeat(weight[has], c))
         if not docs_parts:
-            return Candidates(e, e.astype(np.float64), e.astype(np.float64))
+            return Candidates(e, e.astype(np.float64), e.astype(np.float64), e)
         docs = np.concatenate(docs_parts).astype(np.int64)
         ws = np.concatenate(w_parts)
         top = int(docs.max()) + 1
@@ -284,6 +286,7 @@ class IndexReader:
             dense = np.bincount(docs, weights=ws, minlength=top)
             uniq = np.flatnonzero(dense)
             hits = dense[uniq]
+            inv = None
         else:
             uniq, inv = np.unique(docs, return_inverse=True)
             hits = np.bincount(inv, weights=ws)
@@ -294,7 +297,13 @@ class IndexReader:
         by_cont = _top(cont, limit)
         pick = np.unique(np.concatenate([by_hits, by_cont]))
         pick = pick[np.argsort(-(cont[pick] + hits[pick] / max(hits.max(), 1.0)), kind="stable")]
-        return Candidates(uniq[pick], hits[pick], cont[pick])
+        shared = None
+        if count_shared:
+            # A doc holds each key once, so its postings among the used keys
+            # count the distinct keys it shares (one more pass over the postings).
+            counts = np.bincount(docs, minlength=top)[uniq] if inv is None else np.bincount(inv)
+            shared = counts[pick].astype(np.int64)
+        return Candidates(uniq[pick], hits[pick], cont[pick], shared)
 
 
 def _top(values: np.ndarray, k: int) -> np.ndarray:
