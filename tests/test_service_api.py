@@ -392,6 +392,7 @@ def test_admission_answers_503_past_the_checks_in_flight():
 
     status, headers, done, after, in_flight = asyncio.run(scenario())
     assert status == 503 and headers[b"retry-after"] == b"1"
+    assert headers[b"connection"] == b"close"          # the retry may reach another worker
     assert done == [200, 200, 200] and after == 200 and in_flight == 0
 
 
