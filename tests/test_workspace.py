@@ -185,7 +185,6 @@ def test_check_analyses_registered_markdown_as_markdown(ws, tmp_path):
     """Regression: the registered blob must be re-analysed under its registered name, so the
     link URL (stripped from Markdown) does not split the passage at check time."""
     from copyscope.model import Artifact
-    from copyscope.model import Artifact
     from copyscope.text.plugin import TextModality
 
     (tmp_path / "article.md").write_text(MD_WITH_LINK, encoding="utf-8")
