@@ -147,12 +147,13 @@ def test_serve_workers_share_the_port_and_a_killed_worker_is_replaced(tmp_path):
     assert not any(os.path.exists(f"/proc/{pid}") for pid in first + again)     # the workers ended with it
 
 
-def test_serve_workers_on_a_taken_port_is_one_clear_error(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_taken_port_is_one_clear_error(tmp_path, workers):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         out = subprocess.run([sys.executable, "-m", "copyscope.cli", "--home", str(tmp_path / "svc"), "serve",
-                              "--port", str(port), "--workers", "2"], capture_output=True, text=True, timeout=60)
+                              "--port", str(port), "--workers", workers], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "cannot listen on 127.0.0.1:" in out.stderr and "Traceback" not in out.stderr

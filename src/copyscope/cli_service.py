@@ -60,6 +60,8 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         if workers == 1:
             from copyscope.service import create_app  # noqa: PLC0415
             from copyscope.service.app import limit_malloc_arenas  # noqa: PLC0415
+            from copyscope.service.workers import listening_socket  # noqa: PLC0415
+            listening_socket(host, port, reuse_port=False).close()    # a taken port: one line, exit 2
             limit_malloc_arenas()           # workers > 1: each worker does it (app_from_environment)
             uvicorn.run(create_app(settings), **common)
             return
