@@ -54,13 +54,17 @@ def _serve(home, port, *args: str):  # noqa: ANN001, ANN202
     raise AssertionError("server did not start")
 
 
-def test_sigkill_mid_job_then_restart_finishes_the_job_exactly_once(tmp_path):
+def _tenant_home(tmp_path):  # noqa: ANN001, ANN202
+    """A service home with one tenant: (home, its admin key, a free port, the API base URL)."""
     home = tmp_path / "svc"
     out = subprocess.run([sys.executable, "-m", "copyscope.cli", "--home", str(home), "--json", "tenant", "create",
                           "acme"], capture_output=True, text=True, check=True)
-    key = json.loads(out.stdout)["key"]
     port = _free_port()
-    base = f"http://127.0.0.1:{port}/v1"
+    return home, json.loads(out.stdout)["key"], port, f"http://127.0.0.1:{port}/v1"
+
+
+def test_sigkill_mid_job_then_restart_finishes_the_job_exactly_once(tmp_path):
+    home, key, port, base = _tenant_home(tmp_path)
     n = 400
     docs = [(f"doc{i:03d}.txt", (f"Document {i}. " + " ".join(f"w{i}x{j}" for j in range(150))).encode())
             for i in range(n)]
@@ -123,12 +127,7 @@ def _wait_for(what: str, ready, limit: float = 60.0):  # noqa: ANN001, ANN202
 
 
 def test_serve_workers_share_the_port_and_a_killed_worker_is_replaced(tmp_path):
-    home = tmp_path / "svc"
-    out = subprocess.run([sys.executable, "-m", "copyscope.cli", "--home", str(home), "--json", "tenant", "create",
-                          "acme"], capture_output=True, text=True, check=True)
-    key = json.loads(out.stdout)["key"]
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}/v1"
+    home, key, port, base = _tenant_home(tmp_path)
     proc = _serve(home, port, "--workers", "2")
     try:
         first = _wait_for("two workers", lambda: len(_workers(proc.pid)) == 2 and _workers(proc.pid))
