@@ -156,3 +156,14 @@ def test_serve_on_a_taken_port_is_one_clear_error(tmp_path, workers):
                               "--port", str(port), "--workers", workers], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "cannot listen on 127.0.0.1:" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_workers_that_keep_failing_to_start_stop_the_server_with_an_error():
+    from copyscope.errors import WorkspaceError
+    from copyscope.service.workers import MAX_EARLY_EXITS, serve_workers
+
+    t0 = time.monotonic()
+    with pytest.raises(WorkspaceError, match="keep exiting as they start"):
+        # An option uvicorn does not know: every worker fails as it starts.
+        serve_workers("127.0.0.1", _free_port(), 1, {"no_such_uvicorn_option": 1})
+    assert time.monotonic() - t0 < 30 * MAX_EARLY_EXITS

@@ -23,11 +23,13 @@ import threading
 import time
 from typing import Any
 
-from copyscope.errors import UsageError
+from copyscope.errors import UsageError, WorkspaceError
 
 log = logging.getLogger("copyscope.service")
 
 RESTART_PAUSE_S = 1.0          # a worker that dies at once is not restarted in a tight loop
+EARLY_EXIT_S = 10.0            # a worker that ends this soon after its start failed to start...
+MAX_EARLY_EXITS = 5            # ...and this many such failures in a row stop the server
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
@@ -69,19 +71,28 @@ def serve_workers(host: str, port: int, workers: int, uvicorn_options: dict[str,
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
+    started: dict[int, float] = {}
+
     def start() -> multiprocessing.process.BaseProcess:
         p = ctx.Process(target=_worker, args=(host, port, uvicorn_options, os.getpid()), daemon=False)
         p.start()
+        started[p.pid] = time.monotonic()
         return p
 
     procs = [start() for _ in range(workers)]
+    early = 0
     try:
         while not stop.wait(0.5):
             for i, p in enumerate(procs):
-                if not p.is_alive() and not stop.is_set():
-                    log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
-                    time.sleep(RESTART_PAUSE_S)
-                    procs[i] = start()
+                if p.is_alive() or stop.is_set():
+                    continue
+                early = early + 1 if time.monotonic() - started.pop(p.pid, 0.0) < EARLY_EXIT_S else 0
+                if early >= MAX_EARLY_EXITS:
+                    raise WorkspaceError(f"service workers keep exiting as they start (last exit code "
+                                         f"{p.exitcode}); see the messages above")
+                log.warning("worker %s exited with %s; starting another", p.pid, p.exitcode)
+                time.sleep(RESTART_PAUSE_S)
+                procs[i] = start()
     finally:
         for p in procs:
             if p.is_alive():
