@@ -18,6 +18,7 @@ from pathlib import Path
 
 from copyscope.evidence import Result
 from copyscope.ingest import FoundFile
+from copyscope.processes import die_with_parent
 from copyscope.progress import Progress
 from copyscope.settings import Settings
 
@@ -25,26 +26,6 @@ MIN_FILES = 64          # below this, starting processes costs more than it save
 SLICE_MAX = 16          # files per task: small enough for a live progress bar
 
 _worker = None          # (workspace, base fingerprints, media) in a worker process
-
-
-def auto_jobs() -> int:
-    """The cores this process may use."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:          # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to end this worker when the parent process dies (killed,
-    even with SIGKILL): a scan's workers must not run on as orphans."""
-    try:
-        import ctypes  # noqa: PLC0415
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass                       # not Linux: the pool's own shutdown still ends workers
-    if os.getppid() != parent:     # it died before the request took effect
-        os._exit(1)
 
 
 def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None:

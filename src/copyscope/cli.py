@@ -213,7 +213,7 @@ def check(
     if not paths and git is None:
         raise UsageError("check needs PATH... or --git REPO")
     settings = _with_threshold(c.settings, threshold)
-    from copyscope.check_pool import auto_jobs  # noqa: PLC0415
+    from copyscope.processes import auto_jobs  # noqa: PLC0415
     with api.open_workspace(settings) as ws:
         result = ws.check([str(p) for p in paths], base=[str(b) for b in base], progress=c.progress(),
                           media=bool(report or bundle) or c.fmt(fmt) == Format.json,

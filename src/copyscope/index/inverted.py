@@ -39,6 +39,7 @@ import numpy as np
 import xxhash
 
 from copyscope.errors import StorageError
+from copyscope.stats import weights
 from copyscope.storage.durable import fsync_dir
 
 MAGIC = b"CSIDX\x00v1"
@@ -265,7 +266,7 @@ class IndexReader:
         e = np.zeros(0, np.int64)
         if not use.any():
             return Candidates(e, e.astype(np.float64), e.astype(np.float64), e)
-        weight = np.minimum(1.0, common_df / np.maximum(df, 1))
+        weight = weights(df, common_df)
         docs_parts, w_parts = [], []
         for s, (lo, hi) in zip(self.segments, ranges):
             n = np.where(use, hi - lo, 0)

@@ -95,14 +95,14 @@ class FeatureStore(BlobStore):
     not an error: the caller re-analyses the registered blob instead."""
 
     def put(self, sha256: str, data: bytes, *, sync: bool = True) -> None:
-        super().put(sha256, hashlib.sha256(data).digest() + data, sync=sync)
+        super().put(sha256, _checksummed(data), sync=sync)
 
     def rewrite(self, sha256: str, data: bytes) -> None:
         """Replace a missing, damaged or outdated file, best effort and unsynced:
         a check heals the store as it reads it, and a lost write only means the
         next check analyses that file again."""
         try:
-            self._write(self.path(sha256), hashlib.sha256(data).digest() + data, False)
+            self._write(self.path(sha256), _checksummed(data), False)
         except OSError:
             pass
 
@@ -114,3 +114,8 @@ class FeatureStore(BlobStore):
         if len(raw) < 32 or hashlib.sha256(raw[32:]).digest() != raw[:32]:
             raise StorageError(f"features for {sha256[:12]}… are damaged")
         return raw[32:]
+
+
+def _checksummed(data: bytes) -> bytes:
+    """A feature file: the payload's SHA-256, then the payload."""
+    return hashlib.sha256(data).digest() + data
