@@ -94,6 +94,61 @@ def test_rate_limit_answers_429_with_retry_after(client):
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
 
 
+def test_a_recently_verified_key_is_answered_without_the_store(client, monkeypatch):
+    assert client.get("/v1/works", headers=client.h).status_code == 200
+    assert client.svc.auth.remembers(client.key)
+
+    def unreachable(key_id):
+        raise AssertionError("a remembered key must not be read again")
+    monkeypatch.setattr(client.svc.store, "key", unreachable)
+    assert client.get("/v1/works", headers=client.h).status_code == 200
+    assert _check(client).status_code == 200
+    monkeypatch.undo()
+    client.svc.auth.forget(client.svc.auth.authenticate(client.key, "any").key_id)
+    assert not client.svc.auth.remembers(client.key)
+    assert client.get("/v1/works", headers=client.h).status_code == 200      # read from the store again
+
+
+def test_checks_compute_one_item_at_a_time_per_process(tmp_path, monkeypatch):
+    """Concurrent checks take turns (CPU-bound under the GIL), an item at a time,
+    so a long batch does not hold up a single check behind it."""
+    import threading
+    import time
+
+    from copyscope.service.auth import Principal
+    from copyscope.service.core import Service, Upload
+    from copyscope.workspace import Workspace
+    svc = Service(ServiceSettings(home=tmp_path / "svc"))
+    tenant, _ = svc.create_tenant("acme")
+    who = Principal(tenant.id, "k", ("check",))
+    running, most, finished = [0], [0], []
+    lock, real = threading.Lock(), Workspace.check_artifacts
+
+    def slow(self, artifacts, **kw):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.15)
+        with lock:
+            running[0] -= 1
+        return real(self, artifacts, **kw)
+    monkeypatch.setattr(Workspace, "check_artifacts", slow)
+
+    def run(name, n):
+        svc.check(who, [Upload(f"{name}{i}.txt", b"a short text to check") for i in range(n)])
+        finished.append(name)
+    batch = threading.Thread(target=run, args=("batch", 4))
+    batch.start()
+    time.sleep(0.05)
+    single = threading.Thread(target=run, args=("single", 1))
+    single.start()
+    batch.join()
+    single.join()
+    svc.close()
+    assert most[0] == 1
+    assert finished == ["single", "batch"]
+
+
 # -- tenants --------------------------------------------------------------------------
 def test_one_tenant_never_reaches_another_tenants_data(client, tmp_path, monkeypatch):
     wid = _register(client)

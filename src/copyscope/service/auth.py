@@ -56,6 +56,14 @@ class Authenticator:
         self._take(key)
         return principal
 
+    def remembers(self, secret: str | None) -> bool:
+        """Whether ``authenticate`` would answer from memory, without the store."""
+        if not secret:
+            return True                      # refused without a lookup
+        with self._lock:
+            hit = self._cache.get(hash_key(secret.strip()))
+        return bool(hit) and self.clock() - hit[0] < CACHE_S
+
     def forget(self, key_id: str) -> None:
         with self._lock:
             self._cache = {h: v for h, v in self._cache.items() if v[1].id != key_id}

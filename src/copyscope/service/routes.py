@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 
 from copyscope import __version__
 from copyscope.errors import InputError, LimitError, UsageError
@@ -22,15 +23,23 @@ header_key = APIKeyHeader(name="X-API-Key", auto_error=False, description="an AP
 ID = r"^[a-z][0-9a-f]{12}$"
 
 
-def service(request: Request) -> Service:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def``
+# dependency in its thread pool, and at a few hundred checks a second those
+# hand-offs (and the GIL contention they bring) cost more than the work.
+async def service(request: Request) -> Service:
     return request.app.state.service
 
 
 def scope(name: str):  # noqa: ANN201 - a FastAPI dependency
-    def principal(request: Request,
-                  cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)] = None,
-                  key: Annotated[Optional[str], Depends(header_key)] = None) -> Principal:
-        return service(request).auth.authenticate(one_key(cred, key), name)
+    async def principal(request: Request,
+                        cred: Annotated[Optional[HTTPAuthorizationCredentials], Depends(bearer)] = None,
+                        key: Annotated[Optional[str], Depends(header_key)] = None) -> Principal:
+        auth = request.app.state.service.auth
+        secret = one_key(cred, key)
+        if auth.remembers(secret):
+            return auth.authenticate(secret, name)
+        # A key not seen lately is read from the store, which may block: not on the event loop.
+        return await run_in_threadpool(auth.authenticate, secret, name)
     return principal
 
 
@@ -43,13 +52,13 @@ def one_key(cred: Optional[HTTPAuthorizationCredentials], key: Optional[str]) ->
     return key or bearer_key
 
 
-def multipart(request: Request) -> None:
+async def multipart(request: Request) -> None:
     ctype = request.headers.get("content-type", "")
     if not ctype.startswith("multipart/form-data"):
         raise UnsupportedMedia("this endpoint takes multipart/form-data uploads")
 
 
-def json_body(request: Request) -> None:
+async def json_body(request: Request) -> None:
     ctype = request.headers.get("content-type", "")
     if ctype.split(";")[0].strip() != "application/json":
         raise UnsupportedMedia("this endpoint takes application/json")

@@ -140,6 +140,15 @@ class Conflict(UsageError):
     status = 409
 
 
+# Built once: every check with a match asks this (see storage/registry.py on why).
+_SETS_OF_WORKS = (sa.select(s.set_members.c.work_id, s.protected_sets)
+                  .join(s.protected_sets, s.protected_sets.c.id == s.set_members.c.set_id)
+                  .where(s.protected_sets.c.tenant_id == sa.bindparam("tenant_id"),
+                         s.set_members.c.work_id.in_(sa.bindparam("work_ids", expanding=True)))
+                  .order_by(s.protected_sets.c.name))
+_AUDIT_INSERT = sa.insert(s.audit_log)
+
+
 class ServiceStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -150,10 +159,10 @@ class ServiceStore:
     def _tx(self):  # noqa: ANN202 - a context manager yielding a connection in a transaction
         return _Tx(self)
 
-    def _rows(self, stmt: sa.Executable) -> list[sa.Row]:
+    def _rows(self, stmt: sa.Executable, params: dict[str, Any] | None = None) -> list[sa.Row]:
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(stmt))
+                return list(conn.execute(stmt, params))
         except sa.exc.DatabaseError as exc:
             raise StorageError(f"the service database is unreadable: {exc.orig}") from exc
 
@@ -298,12 +307,8 @@ class ServiceStore:
     def sets_for_works(self, tenant_id: str, work_ids: Sequence[str]) -> dict[str, list[ProtectedSet]]:
         if not work_ids:
             return {}
-        q = (sa.select(s.set_members.c.work_id, s.protected_sets)
-             .join(s.protected_sets, s.protected_sets.c.id == s.set_members.c.set_id)
-             .where(s.protected_sets.c.tenant_id == tenant_id, s.set_members.c.work_id.in_(sorted(set(work_ids))))
-             .order_by(s.protected_sets.c.name))
         out: dict[str, list[ProtectedSet]] = {}
-        for r in self._rows(q):
+        for r in self._rows(_SETS_OF_WORKS, {"tenant_id": tenant_id, "work_ids": sorted(set(work_ids))}):
             out.setdefault(r.work_id, []).append(_set(r, []))
         return out
 
@@ -312,7 +317,7 @@ class ServiceStore:
         """One transaction for a check or a batch: a decision is returned only
         after its audit record is committed."""
         with self._tx() as conn:
-            conn.execute(sa.insert(s.audit_log), [{**r, "policy_json": json.dumps(r["policy_json"], sort_keys=True),
+            conn.execute(_AUDIT_INSERT, [{**r, "policy_json": json.dumps(r["policy_json"], sort_keys=True),
                                                    "matches_json": json.dumps(r["matches_json"], sort_keys=True)}
                                                   for r in rows])
 
