@@ -62,7 +62,8 @@ class TextModality:
             if len(qg) == 0 or len(rg) == 0:
                 continue
             found = align(qg, rg, gap=p.gap(s), min_tokens=p.min_tokens(s), max_occ=p.max_occ)
-            raws.extend(zip(found, passage_rarities(found, rg.hashes, ref.index_keys(), stats, p.common_df)))
+            if found:       # (winnowing the registered text is only needed to weigh passages)
+                raws.extend(zip(found, passage_rarities(found, rg.hashes, ref.index_keys(), stats, p.common_df)))
         vocab = _vocabulary_overlap(query, ref, stats, p)
         if not raws and not vocab:
             return None
