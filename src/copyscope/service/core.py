@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from copyscope.errors import LimitError, NotFoundError, StorageError, UsageError
+from copyscope.evidence import Result
 from copyscope.model import Artifact
 from copyscope.service.auth import Authenticator, Principal
 from copyscope.service.config import ServiceSettings
@@ -118,13 +119,7 @@ class Service:
         outcomes = []
         for up in uploads:
             art = Artifact(up.data, origin=safe_name(up.name))
-            # The turn is per item, so a background scan's batch never holds it long;
-            # the workspace is borrowed inside it, so one warm workspace (caches,
-            # mapped segments) serves the process instead of one per waiting thread.
-            with self._computing, self.tenants.reader(who.tenant_id) as ws:
-                t0 = time.perf_counter()
-                result = ws.check_artifacts([art], media=False)
-                outcomes.append((art, result, time.perf_counter() - t0))
+            outcomes.append((art, *self._check_item(who.tenant_id, art, media=False)))
         matched = {m.work.work_id for _, r, _ in outcomes for m in r.copies if m.work}
         sets = self.store.sets_for_works(who.tenant_id, sorted(matched))
         out, rows = [], []
@@ -201,8 +196,16 @@ class Service:
         art = Artifact((d / "query.bin").read_bytes(), origin=record["input"]["name"])
         if art.sha256 != record["input"]["sha256"]:
             raise StorageError(f"the kept query of check {check_id} is damaged (hash mismatch)")
-        with self.tenants.reader(who.tenant_id) as ws:
-            return ws.check_artifacts([art], media=True).bundle()
+        return self._check_item(who.tenant_id, art, media=True)[0].bundle()
+
+    def _check_item(self, tenant_id: str, art: Artifact, *, media: bool) -> tuple[Result, float]:
+        """One item checked in this process's turn, and the seconds the check took.
+        The turn is per item, so a batch or a background scan never holds it long;
+        the workspace is borrowed inside it, so one warm workspace (caches, mapped
+        segments) serves the process instead of one per waiting thread."""
+        with self._computing, self.tenants.reader(tenant_id) as ws:
+            t0 = time.perf_counter()
+            return ws.check_artifacts([art], media=media), time.perf_counter() - t0
 
     # -- works ---------------------------------------------------------------------
     def register(self, who: Principal, uploads: Sequence[Upload], *, owner: str, license: str | None = None,
