@@ -298,9 +298,10 @@ def test_blob_corruption_is_detected_on_check(ws, docs, tmp_path):
 
 
 def test_a_check_skips_chance_candidates_but_finds_a_short_copied_passage(ws, tmp_path, monkeypatch):
-    """A registered text sharing one indexed k-gram with the query (fewer than
-    ``min_shared_keys``) is not verified; one from which the query copies a
-    two-line passage is, and is reported."""
+    """A registered text sharing two chance phrases with the query (fewer
+    indexed k-grams than ``min_shared_keys``) is not verified; one from which
+    the query copies a single 21-word sentence, about the shortest passage the
+    default threshold reports, is, and is reported."""
     from copyscope.model import Artifact
     from copyscope.text.plugin import TextModality
 
@@ -316,11 +317,11 @@ def test_a_check_skips_chance_candidates_but_finds_a_short_copied_passage(ws, tm
     ws.register([reg / "chance.txt"], owner="Bea")
     ws.register([reg / "source.txt"], owner="Cy")
     query = synthetic_text(500, 60).split() + chance[40:44] + synthetic_text(501, 60).split() \
-        + source[30:56] + synthetic_text(502, 30).split()
+        + chance[80:84] + synthetic_text(503, 40).split() + source[30:51] + synthetic_text(502, 30).split()
     q = tmp_path / "query.txt"
     q.write_text(" ".join(query), encoding="utf-8")
 
-    # The premise: the chance document is a candidate, sharing one key.
+    # The premise: the chance document is a candidate, sharing a key or two.
     text = ws.modalities["text"]
     fp = text.fingerprint(Artifact(q.read_bytes(), origin=q.name))
     cands = ws.reader("text").candidates(fp.query_keys(), common_df=3, max_df=100, limit=25, count_shared=True)
