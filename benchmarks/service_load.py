@@ -616,6 +616,7 @@ async def load(server: Server, requests: list[bytes], rate: float, duration: flo
     rss: list[tuple[float, int]] = []
     anon: list[tuple[float, int]] = []
     done_at: list[float] = []
+    refused_at: list[float] = []      # when (s into the run) a non-200 was sent: bursts or steady?
     in_flight = 0
     max_in_flight = 0
 
@@ -636,6 +637,8 @@ async def load(server: Server, requests: list[bytes], rate: float, duration: flo
             in_flight -= 1
         now = loop.time()
         statuses[status] = statuses.get(status, 0) + 1
+        if status != 200:
+            refused_at.append(round(when - start, 2))
         lat.append((now - when) * 1000)
         done_at.append(now)
 
@@ -679,6 +682,7 @@ async def load(server: Server, requests: list[bytes], rate: float, duration: flo
         "completed_rate": round(ok / max(sent_s, max(done_at) - start), 1) if done_at else 0.0,
         "ok": ok, "non_200": sum(v for k, v in statuses.items() if k != 200), "statuses": statuses,
         "timeouts": timeouts, "other_errors": len(other_errors), "error_examples": other_errors[:3],
+        "non_200_sent_at_s": sorted(refused_at)[:20],
         "p50_ms": round(pct(lat, 0.5), 1), "p99_ms": round(pct(lat, 0.99), 1), "max_ms": round(max(lat), 1) if lat else None,
         "send_lag_p99_ms": round(pct(lag, 0.99), 1), "max_in_flight": max_in_flight, "connections": pool.opened,
         "stale_connection_retries": pool.retried,

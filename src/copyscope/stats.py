@@ -9,6 +9,7 @@ Both answer the same two questions, so the plugins never know which one they got
 """
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
 from typing import Protocol, Sequence
 
@@ -97,26 +98,36 @@ class CachedStats:
 
     Fingerprints cache their key arrays, so the same registered document's keys
     arrive as the same array object in every check: its df values are looked up
-    in the index once per index generation instead of once per candidate. The
-    memo holds the arrays it saw (ids stay unique) and is bounded (LRU).
+    in the index once per index generation instead of once per candidate.
+
+    An entry lives exactly as long as its key array (a weak reference drops it
+    when the array is freed). A query's arrays, which no later check sees
+    again, and the arrays of a registered document the workspace's reference
+    cache let go, would otherwise stay here as dead weight until the LRU bound
+    pushed them out: ~14 MiB a serving process, most of the memo.
     """
 
     def __init__(self, inner: CorpusStats, limit: int = 4096) -> None:
         self.inner = inner
         self.n_docs = inner.n_docs
         self.limit = limit
-        self._memo: OrderedDict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._memo: OrderedDict[tuple[str, int], tuple[weakref.ref, np.ndarray]] = OrderedDict()
 
     def _cached(self, kind: str, keys: np.ndarray, fn) -> np.ndarray:  # noqa: ANN001
         slot = (kind, id(keys))
         hit = self._memo.get(slot)
-        if hit is not None and hit[0] is keys:
+        if hit is not None and hit[0]() is keys:
             self._memo.move_to_end(slot)
             return hit[1]
         out = fn(keys)
-        self._memo[slot] = (keys, out)
-        if len(self._memo) > self.limit:
-            self._memo.popitem(last=False)
+        memo = self._memo
+
+        def forget(ref: weakref.ref, slot: tuple[str, int] = slot) -> None:
+            if memo.get(slot, (None,))[0] is ref:      # not a newer array that reused the id
+                memo.pop(slot, None)
+        memo[slot] = (weakref.ref(keys, forget), out)
+        if len(memo) > self.limit:
+            memo.popitem(last=False)
         return out
 
     def key_df(self, keys: np.ndarray) -> np.ndarray:
