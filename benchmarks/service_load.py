@@ -697,6 +697,7 @@ async def load(server: Server, requests: list[bytes], rate: float, duration: flo
         "anon_start_mib": round(anon[0][1] / 1024, 1) if anon else None,
         "anon_end_mib": round(anon[-1][1] / 1024, 1) if anon else None,
         "anon_slope_last40s_mib_per_min": round(aslope, 2),
+        "anon_mib_every_5s": [round(v / 1024, 1) for _, v in anon[::5]],
     }
 
 

@@ -451,6 +451,61 @@ def test_admission_answers_503_past_the_checks_in_flight():
     assert done == [200, 200, 200] and after == 200 and in_flight == 0
 
 
+def test_admission_refuses_a_check_that_would_wait_too_long_for_its_turn():
+    """The bound is a wait: with 100-ms turns and a 250-ms budget, a check behind
+    two others is admitted and one behind three is refused, far below the count cap."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from copyscope.service.admission import Admission
+
+    release = asyncio.Event()
+
+    async def slow_app(scope, receive, send):
+        await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    service = SimpleNamespace(turn_s=lambda: 0.1)
+    host = SimpleNamespace(state=SimpleNamespace(service=service))
+
+    async def call(app):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+        await app({"type": "http", "path": "/v1/check", "app": host}, None, send)
+        return sent[0]["status"], json.loads(sent[1]["body"]) if sent[0]["status"] != 200 else None
+
+    async def scenario():
+        app = Admission(slow_app, limit=64, max_wait_ms=250)
+        ahead = [asyncio.create_task(call(app)) for _ in range(3)]   # the third waits ~0.2 s: admitted
+        await asyncio.sleep(0)
+        refused = await call(app)                                    # would wait ~0.3 s
+        service.turn_s = lambda: 0.01                                # short turns: room again
+        fourth = asyncio.create_task(call(app))
+        await asyncio.sleep(0)
+        release.set()
+        return refused, [await t for t in ahead + [fourth]]
+
+    refused, done = asyncio.run(scenario())
+    assert refused[0] == 503 and "300 ms of waiting" in refused[1]["error"]
+    assert [status for status, _ in done] == [200] * 4
+
+
+def test_a_turn_reports_its_typical_length_whatever_one_stall_took():
+    import time as _time
+
+    from copyscope.service.core import Turns
+
+    turns = Turns()
+    assert turns.typical_hold_s() == 0.0
+    for pause in (0.02, 0.02, 0.5, 0.02):           # one turn stretched by a stall
+        with turns:
+            _time.sleep(pause)
+    assert 0.015 < turns.typical_hold_s() < 0.2
+
+
 def test_one_job_runner_per_home_and_another_takes_over(client):
     first, second = JobRunner(client.svc), JobRunner(client.svc)
     assert first._hold_runner_lock() is True

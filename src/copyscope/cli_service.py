@@ -34,7 +34,8 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         burst: Optional[int] = typer.Option(None, "--burst", help="Default burst of new keys (default 200)."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level: debug, info, warning, error."),
         workers: int = typer.Option(1, "--workers", help="Processes serving requests (one per core; default 1)."),
-        max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 16; 0 = no limit)."),
+        max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 64; 0 = no limit)."),
+        max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="A check that would wait longer than this for its turn answers 503 (default 250; 0 = no limit)."),
         candidate_limit: Optional[int] = typer.Option(None, "--candidate-limit", help="Registered docs verified per check and ranking (default 6; the CLI uses 25)."),
     ) -> None:
         """Start the HTTP service: the /v1 API (OpenAPI at /v1/openapi.json) and the web UI at /."""
@@ -48,10 +49,12 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
             raise UsageError("--workers must be between 1 and 64")
         if max_inflight is not None and max_inflight < 0:
             raise UsageError("--max-inflight must be 0 or more")
+        if max_wait_ms is not None and not 0 <= max_wait_ms <= 3_600_000:
+            raise UsageError("--max-wait-ms must be between 0 and 3600000")
         if candidate_limit is not None and not 1 <= candidate_limit <= 1000:
             raise UsageError("--candidate-limit must be between 1 and 1000")
         settings = service_settings(c, rate_per_s=rate, burst=burst, max_inflight_checks=max_inflight,
-                                    candidate_limit=candidate_limit,
+                                    max_wait_ms=max_wait_ms, candidate_limit=candidate_limit,
                                     max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None)
         c.note(f"copyscope service on http://{host}:{port}/ (API /v1, docs /v1/docs); home {settings.home}")
         from copyscope.service.transport import NoDelayHttpProtocol  # noqa: PLC0415

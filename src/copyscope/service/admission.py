@@ -1,10 +1,16 @@
-"""Admission control: past a number of checks in flight, answer 503 at once.
+"""Admission control: when a new check would wait too long, answer 503 at once.
 
 Without it, an overload queues every request; the queue outlives the clients'
 timeouts, so the server spends its CPU on answers nobody waits for and useful
 throughput collapses (measured: 23 checks/s fell to under 1/s at 200/s offered).
 Refusing early keeps the server answering at its capacity, and a client that
 gets 503 + Retry-After can back off or go to another replica.
+
+The bound is a wait, not a count: checks in a process compute one at a time,
+so a newcomer waits about (checks in flight) × (a turn's average length). A
+text check takes ~5 ms and an image check ~35, so a fixed count either refused
+text checks behind a 0.2-s hiccup (16 in flight is 80 ms of text) or let image
+checks queue for over half a second. A hard count still caps the queue.
 """
 from __future__ import annotations
 
@@ -14,18 +20,29 @@ GUARDED = ("/v1/check",)            # the request-path endpoints a platform call
 
 
 class Admission:
-    def __init__(self, app, limit: int) -> None:  # noqa: ANN001
+    def __init__(self, app, limit: int, max_wait_ms: float = 0.0) -> None:  # noqa: ANN001
         self.app = app
         self.limit = limit
+        self.max_wait_s = max_wait_ms / 1000
         self.in_flight = 0          # one event loop per process: no lock needed
 
+    def _refuse(self, scope) -> str | None:  # noqa: ANN001
+        if self.limit > 0 and self.in_flight >= self.limit:
+            return f"{self.in_flight} checks in flight (the limit)"
+        if self.max_wait_s > 0 and self.in_flight:
+            service = getattr(getattr(scope.get("app"), "state", None), "service", None)
+            wait_s = self.in_flight * (service.turn_s() if service is not None else 0.0)
+            if wait_s > self.max_wait_s:
+                return f"{self.in_flight} checks in flight, ~{wait_s * 1000:.0f} ms of waiting"
+        return None
+
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
-        if scope["type"] != "http" or not scope["path"].startswith(GUARDED) or self.limit <= 0:
+        if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            body = json.dumps({"error": f"busy: {self.in_flight} checks in flight (the limit); retry shortly",
-                               "status": 503}).encode()
+        why = self._refuse(scope)
+        if why is not None:
+            body = json.dumps({"error": f"busy: {why}; retry shortly", "status": 503}).encode()
             # Closing the connection sends the client's retry (and its next
             # requests) through a new connection, which the kernel may hand to
             # another worker (``serve --workers``); kept alive, a refused

@@ -45,22 +45,36 @@ class Turns:
         self._guard = threading.Lock()
         self._queue: collections.deque[threading.Event] = collections.deque()
         self._held = False
+        self._since = 0.0
+        self._holds: collections.deque[float] = collections.deque(maxlen=32)
 
     def __enter__(self) -> None:
         with self._guard:
             if not self._held:
                 self._held = True
+                self._since = time.perf_counter()
                 return
             turn = threading.Event()
             self._queue.append(turn)
         turn.wait()                              # handed over by __exit__, still held
+        self._since = time.perf_counter()
 
     def __exit__(self, *exc: object) -> None:
+        held = time.perf_counter() - self._since
         with self._guard:
+            self._holds.append(held)
             if self._queue:
                 self._queue.popleft().set()
             else:
                 self._held = False
+
+    def typical_hold_s(self) -> float:
+        """The median of the last 32 turns: what a waiter waits per check ahead of
+        it. A median, because one turn stretched by a stall of the machine says
+        nothing about the turns queued behind it."""
+        with self._guard:
+            holds = sorted(self._holds)
+        return holds[len(holds) // 2] if holds else 0.0
 
 
 class Service:
@@ -108,6 +122,11 @@ class Service:
         return key.public()
 
     # -- check ---------------------------------------------------------------------
+    def turn_s(self) -> float:
+        """How long one check computes here, on average: a new check waits about
+        this long per check ahead of it (admission control uses it)."""
+        return self._computing.typical_hold_s()
+
     def check(self, who: Principal, uploads: Sequence[Upload], *, only_sets: Sequence[str] = (),
               keep_evidence: bool | None = None) -> list[dict[str, Any]]:
         """One decision per upload, each audited before it is returned."""
