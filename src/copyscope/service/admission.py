@@ -7,10 +7,12 @@ Refusing early keeps the server answering at its capacity, and a client that
 gets 503 + Retry-After can back off or go to another replica.
 
 The bound is a wait, not a count: checks in a process compute one at a time,
-so a newcomer waits about (checks in flight) × (a turn's average length). A
-text check takes ~5 ms and an image check ~35, so a fixed count either refused
-text checks behind a 0.2-s hiccup (16 in flight is 80 ms of text) or let image
-checks queue for over half a second. A hard count still caps the queue.
+so a newcomer waits about (checks in flight) × (the median turn, see
+``Turns.typical_hold_s``). A text check takes ~5 ms and an image check ~35, so
+a fixed count either refused text checks behind a 0.2-s hiccup (16 in flight is
+80 ms of text) or let image checks queue for over half a second. A hard count
+still caps the queue. A batch request counts once here although each of its
+items takes a turn: its own wait is what the batch endpoint's caller accepts.
 """
 from __future__ import annotations
 
