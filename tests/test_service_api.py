@@ -467,18 +467,17 @@ def test_admission_refuses_a_check_that_would_wait_too_long_for_its_turn():
         await send({"type": "http.response.body", "body": b"ok"})
 
     service = SimpleNamespace(turn_s=lambda: 0.1)
-    host = SimpleNamespace(state=SimpleNamespace(service=service))
 
     async def call(app):
         sent = []
 
         async def send(message):
             sent.append(message)
-        await app({"type": "http", "path": "/v1/check", "app": host}, None, send)
+        await app({"type": "http", "path": "/v1/check"}, None, send)
         return sent[0]["status"], json.loads(sent[1]["body"]) if sent[0]["status"] != 200 else None
 
     async def scenario():
-        app = Admission(slow_app, limit=64, max_wait_ms=250)
+        app = Admission(slow_app, limit=64, max_wait_ms=250, turn_s=lambda: service.turn_s())
         ahead = [asyncio.create_task(call(app)) for _ in range(3)]   # the third waits ~0.2 s: admitted
         await asyncio.sleep(0)
         refused = await call(app)                                    # would wait ~0.3 s

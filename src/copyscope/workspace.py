@@ -539,7 +539,7 @@ class Workspace:
         works = self.registry.works_for_artifacts(doc_ids)
         refs = [(doc_id, self._ref_fingerprints(modality, shas[doc_id], self._origin(works, doc_id, shas)))
                 for doc_id in doc_ids if doc_id in shas]
-        threshold = self.threshold(modality)
+        threshold = self.threshold(modality, params)
         if hasattr(fp, "report_floor"):
             fp.report_floor = threshold         # scores under it are not reported: need not be exact
         stats = self._cached_stats(reader) if getattr(modality, "needs_stats", True) else None
@@ -626,10 +626,11 @@ class Workspace:
             self._stats_cache[1].inner = reader     # same files; the newest mmaps
         return self._stats_cache[1]
 
-    def threshold(self, modality: Modality) -> float:
+    def threshold(self, modality: Modality, params: dict[str, Any] | None = None) -> float:
+        """``params``: the modality's parameters when the caller already has them."""
         if self.settings.threshold is not None:
             return self.settings.threshold
-        return float(modality.parameters().get("threshold", 0.5))
+        return float((params if params is not None else modality.parameters()).get("threshold", 0.5))
 
     def _ref_fingerprints(self, modality: Modality, sha256: str, origin: str) -> Fingerprints:
         """Re-analyse a registered blob; ``origin`` (its registered path) lets the

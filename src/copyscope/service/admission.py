@@ -17,23 +17,25 @@ items takes a turn: its own wait is what the batch endpoint's caller accepts.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 GUARDED = ("/v1/check",)            # the request-path endpoints a platform calls per item
 
 
 class Admission:
-    def __init__(self, app, limit: int, max_wait_ms: float = 0.0) -> None:  # noqa: ANN001
+    def __init__(self, app, limit: int, max_wait_ms: float = 0.0,  # noqa: ANN001
+                 turn_s: Callable[[], float] = lambda: 0.0) -> None:
         self.app = app
         self.limit = limit
         self.max_wait_s = max_wait_ms / 1000
+        self.turn_s = turn_s        # the typical turn of a check in this process (Service.turn_s)
         self.in_flight = 0          # one event loop per process: no lock needed
 
-    def _refuse(self, scope) -> str | None:  # noqa: ANN001
+    def _refuse(self) -> str | None:
         if self.limit > 0 and self.in_flight >= self.limit:
             return f"{self.in_flight} checks in flight (the limit)"
         if self.max_wait_s > 0 and self.in_flight:
-            service = getattr(getattr(scope.get("app"), "state", None), "service", None)
-            wait_s = self.in_flight * (service.turn_s() if service is not None else 0.0)
+            wait_s = self.in_flight * self.turn_s()
             if wait_s > self.max_wait_s:
                 return f"{self.in_flight} checks in flight, ~{wait_s * 1000:.0f} ms of waiting"
         return None
@@ -42,7 +44,7 @@ class Admission:
         if scope["type"] != "http" or not scope["path"].startswith(GUARDED):
             await self.app(scope, receive, send)
             return
-        why = self._refuse(scope)
+        why = self._refuse()
         if why is not None:
             body = json.dumps({"error": f"busy: {why}; retry shortly", "status": 503}).encode()
             # Closing the connection sends the client's retry (and its next

@@ -123,8 +123,9 @@ class Service:
 
     # -- check ---------------------------------------------------------------------
     def turn_s(self) -> float:
-        """How long one check computes here, on average: a new check waits about
-        this long per check ahead of it (admission control uses it)."""
+        """How long one check typically computes here (the median of the last 32):
+        a new check waits about this long per check ahead of it (admission
+        control uses it)."""
         return self._computing.typical_hold_s()
 
     def check(self, who: Principal, uploads: Sequence[Upload], *, only_sets: Sequence[str] = (),
