@@ -266,3 +266,45 @@ def test_a_respaced_message_is_the_same_literal_and_a_recased_one_is_not():
     # Case is the author's: independent solutions of one exercise differ in it
     # more often than copies do (IR-Plag AUC fell on every level when folded).
     assert CodeModality().verify(_fp("c.java", RECASED), original).signals["literals"] == 0.0
+
+
+BRACED = b"""
+int sum(int n, int *v) {
+    int s = 0;
+    int i = 0;
+    for (; i < n; i++) {
+        if (v[i] > 0) {
+            s += v[i];
+        } else {
+            s -= 1;
+        }
+    }
+    for (;;) {
+        break;
+    }
+    return s;
+}
+"""
+UNBRACED = b"""
+int total(int count, int *values) {
+    int acc = 0;
+    int k = 0;
+    while (k < count) { if (values[k] > 0) acc += values[k]; else acc -= 1; k++; }
+    while (true) break;
+    return acc;
+}
+"""
+
+
+def test_braces_and_empty_for_parts_do_not_change_the_statements():
+    """``if (c) x;`` is ``if (c) { x; }``, ``for (; c; u)`` is ``while (c)``
+    with its update, and ``for (;;)`` is ``while (true)``."""
+    a, b = _fp("a.c", BRACED), _fp("b.c", UNBRACED)
+    assert a.segments == b.segments
+    assert a.segments["loop ( true )"] == 1 and a.segments["else"] == 1
+    assert CodeModality().verify(b, a).signals["statements"] == pytest.approx(1.0)
+
+
+def test_a_python_condition_in_parentheses_is_not_cut_from_its_line():
+    doc = _fp("a.py", b"def f(a, b):\n    if (a) and b:\n        return 1\n")
+    assert doc.segments["if ( I ) and I :"] == 1

@@ -44,12 +44,13 @@ from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
 
-ALGORITHM = "code.segments/v4"
+ALGORITHM = "code.segments/v5"
 _FEATURES_MAGIC = b"CSCODEF1"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
 _OPENERS, _CLOSERS = {"(", "["}, {")", "]"}
 _CONTINUES = {"(", ",", "+", "=", "&&", "||"}
+_HEADERS = {"if", "while", "for", "switch", "catch", "foreach"}   # keywords whose ``( … )`` ends a header
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ class CodeDoc:
 # pattern that could split a word several ways backtracked exponentially).
 _DECLARATION = re.compile(r"^((?:(?:[\w$]+|[<>\[\],?*&.]) )+?)I = (.+)$")
 _MODIFIERS = re.compile(r"\b(?:public|private|protected|internal|static|final|readonly|this \.|self \.) ")
-_C_FOR = re.compile(r"^for \( (.*?) ; (.*?) ; (.*?) \)$")
+_C_FOR = re.compile(r"^for \( (?:(.*?) )?; (?:(.*?) )?; (?:(.*?) )?\)$")   # any part may be empty
 _INCREMENT = re.compile(r"^(?:I \+\+|\+\+ I|I \+= N|I = I \+ N)$")
 _DECREMENT = re.compile(r"^(?:I --|-- I|I -= N|I = I - N)$")
 
@@ -189,7 +190,8 @@ def _canonical(statement: str) -> list[str]:
       or a method into a static helper, changes neither);
     * a C-style ``for (init; cond; update)`` becomes ``init``, ``loop (cond)`` and
       ``update``, and ``while (cond)`` becomes ``loop (cond)``: a for loop rewritten
-      as a while loop is the same statements;
+      as a while loop is the same statements. Any part may be empty: ``for (; i < n;
+      i++)`` keeps its loop, and ``for (;;)`` is ``loop ( true )``;
     * ``i++``, ``++i``, ``i += n`` and ``i = i + n`` are one increment.
     * a declaration with an initialiser, ``T x = e``, also counts as the bare
       declaration ``T x``, so splitting the two (IR-Plag L3, "changing
@@ -204,7 +206,7 @@ def _canonical(statement: str) -> list[str]:
     s = _MODIFIERS.sub("", statement)
     m = _C_FOR.match(s)
     if m:
-        parts = [m.group(1), f"loop ( {m.group(2)} )", m.group(3)]
+        parts = [m.group(1) or "", f"loop ( {m.group(2) or 'true'} )", m.group(3) or ""]
     elif s.startswith("while "):
         parts = ["loop" + s[5:]]
     else:
@@ -236,25 +238,41 @@ def _segments(tokens: CodeTokens) -> Counter[str]:
 
 
 def _statements(tokens: CodeTokens) -> Counter[str]:
+    """The statements as normalised token strings. A control header (``if (c)``,
+    ``while (c)``, ``for (...)``, ``else``) is a statement of its own whether its
+    body has braces or not: ``if (c) x = 1;`` and ``if (c) { x = 1; }`` are the
+    same two statements (adding or dropping braces is a formatting change,
+    IR-Plag's L1/L2)."""
     out: Counter[str] = Counter()
     cur: list[str] = []
     depth = 0
     last_line = -1
+    in_header = False
+    headers = _HEADERS if tokens.language != "python" else ()   # a Python body follows a colon
     for norm, text, kind, line in zip(tokens.norm, tokens.text, tokens.kinds.tolist(), tokens.lines.tolist()):
         if depth == 0 and cur and line != last_line and cur[-1] not in _CONTINUES:
             out[" ".join(cur)] += 1
             cur = []
         last_line = line
-        if norm in _OPENERS:
-            depth += 1
-        elif norm in _CLOSERS:
-            depth = max(0, depth - 1)
         if depth == 0 and norm in (";", "{", "}"):
             if cur:
                 out[" ".join(cur)] += 1
                 cur = []
             continue
+        if depth == 0 and cur == ["else"] and norm != "if":
+            out["else"] += 1              # ``else stmt;``: the body is a statement of its own
+            cur = []
         cur.append(_literal(text) if kind == KIND_STRING else norm)
+        if norm in _OPENERS:
+            if depth == 0 and len(cur) >= 2 and cur[-2] in headers and cur[:-2] in ([], ["else"]):
+                in_header = True
+            depth += 1
+        elif norm in _CLOSERS:
+            depth = max(0, depth - 1)
+            if in_header and depth == 0:   # the header's condition is closed: the body follows
+                in_header = False
+                out[" ".join(cur)] += 1
+                cur = []
     if cur:
         out[" ".join(cur)] += 1
     return out
