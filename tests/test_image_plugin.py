@@ -372,6 +372,25 @@ def test_gc_compact_merges_segments_and_keeps_every_match(cli, home, tmp_path):
     assert rc == 1 and out.split("\t")[1].endswith("a1.jpg"), (out, err)
 
 
+def test_gc_compact_writes_the_sketch_rows_a_workspace_lacks(cli, home, tmp_path):
+    """A workspace registered before sketches (or one whose sketch file was lost)
+    gets every row back from its feature files, so no check pays that fallback."""
+    from copyscope import api
+    for i in range(3):
+        photo(420 + i).save(tmp_path / f"a{i}.jpg", quality=90)
+    assert cli("init")[0] == 0
+    assert cli("register", "--each", *[str(tmp_path / f"a{i}.jpg") for i in range(3)], "--owner", "o")[0] == 0
+    sketch_file, = (home / "sketches").glob("image-*.bin")
+    sketch_file.unlink()
+    rc, out, err = cli("--json", "gc", "--compact")
+    assert rc == 0 and json.loads(out)["sketch_rows"] == 3, err
+    with api.open_workspace(api.Settings.resolve(home)) as ws:
+        shas = dict(ws.registry.artifact_shas("image"))
+        assert len(shas) == 3 and set(ws.sketches["image"].get_many(shas)) == set(shas)
+    rc, out, err = cli("--json", "gc", "--compact")
+    assert rc == 0 and json.loads(out)["sketch_rows"] == 0, err       # nothing left to write
+
+
 def test_all_pairs_finds_a_mirrored_copy_however_many_pairs_come_first(cli, tmp_path):
     """The mirrored attempt is budgeted for ranked index candidates only; a direct
     comparison of many pairs must try every pair mirrored too."""

@@ -274,6 +274,8 @@ def test_global_codes_round_trip_as_bytes(backend, tmp_path):
         assert ids.tolist() == [1, 2] and got.dtype == np.uint64
         assert got.tolist() == [codes[1].tolist(), codes[2].tolist()]
         assert reg.global_codes("image", 3)[1][:, 2].tolist() == [0, 0]      # wider: zero padded
+        assert reg.artifact_shas("image") == [(1, sha("img1")), (2, sha("img2"))]
+        assert reg.artifact_shas("audio") == []
     finally:
         engine.dispose()
 

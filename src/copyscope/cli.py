@@ -306,18 +306,20 @@ def status(ctx: typer.Context) -> None:
 
 @app.command()
 def gc(ctx: typer.Context,
-       compact: bool = typer.Option(False, "--compact", help="Also merge each modality's index into one segment (fastest lookups after a bulk load).")) -> None:
+       compact: bool = typer.Option(False, "--compact", help="Also merge each modality's index into one segment and write missing image sketch rows (fastest lookups after a bulk load or an upgrade).")) -> None:
     """Delete files an interrupted registration left behind (never live data)."""
     c = _ctx(ctx)
     with api.open_workspace(c.settings) as ws:
         removed = ws.collect_garbage()
         if compact:
             removed["merged_segments"] = ws.compact()
+            removed["sketch_rows"] = ws.fill_sketches()
     if c.json:
         emit_json(removed)
     else:
         typer.echo(f"removed {removed['segments']} segment(s), {removed['blobs']} blob(s)"
-                   + (f"; merged {removed['merged_segments']} segment(s)" if compact else ""))
+                   + (f"; merged {removed['merged_segments']} segment(s), wrote {removed['sketch_rows']} sketch row(s)"
+                      if compact else ""))
 
 
 @app.command()

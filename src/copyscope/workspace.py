@@ -358,7 +358,8 @@ class Workspace:
     def compact(self) -> int:
         """Merge every modality's live segments into one (after a bulk load: a
         lookup then searches one sorted key array instead of ten). Atomic like
-        any merge: the new segment is live only once the swap commits."""
+        any merge: the new segment is live only once the swap commits.
+        (``gc --compact`` also calls :meth:`fill_sketches`.)"""
         merged = 0
         with self._lock():
             for name in self.modalities:
@@ -368,6 +369,32 @@ class Workspace:
                 self._merge(name, live)
                 merged += len(live)
         return merged
+
+    def fill_sketches(self, chunk: int = 2000) -> int:
+        """Write the sketch rows that are missing (a workspace registered before
+        sketches existed, or rows lost to a crash), so that no check has to fall
+        back to the feature files for them. Rows are idempotent hints: no lock."""
+        written = 0
+        for name, store in self.sketches.items():
+            modality = self.modalities[name]
+            arts = self.registry.artifact_shas(name)
+            for i in range(0, len(arts), chunk):
+                shas = dict(arts[i:i + chunk])
+                have = store.get_many(shas)
+                missing = [a for a in shas if a not in have]
+                if not missing:
+                    continue
+                works = self.registry.works_for_artifacts(missing)
+                rows = []
+                for a in missing:
+                    try:
+                        fp = self._ref_fingerprints(modality, shas[a], self._origin(works, a, shas))
+                    except CopyscopeError:
+                        continue            # an unreadable blob: the check reports it when it gets there
+                    rows.append((a, shas[a], modality.sketch(fp)))
+                store.put_many(rows)
+                written += len(rows)
+        return written
 
     def collect_garbage(self) -> dict[str, int]:
         """Remove files an interrupted writer left behind (never referenced ones)."""

@@ -279,6 +279,12 @@ class SqlRegistry:
                  if good else np.zeros((0, width), np.uint64))
         return ids, codes.astype(np.uint64)
 
+    def artifact_shas(self, modality: str) -> list[tuple[int, str]]:
+        """Every artifact of one modality as ``(id, sha256)``, by id."""
+        rows = self._read(sa.select(t.artifacts.c.id, t.artifacts.c.sha256)
+                          .where(t.artifacts.c.modality == modality).order_by(t.artifacts.c.id))
+        return [(int(r.id), r.sha256) for r in rows]
+
     def artifact_count(self, modality: str) -> int:
         rows = self._read(sa.select(sa.func.count()).select_from(t.artifacts)
                           .where(t.artifacts.c.modality == modality))
