@@ -306,5 +306,5 @@ def test_braces_and_empty_for_parts_do_not_change_the_statements():
 
 
 def test_a_python_condition_in_parentheses_is_not_cut_from_its_line():
-    doc = _fp("a.py", b"def f(a, b):\n    if (a) and b:\n        return 1\n")
-    assert doc.segments["if ( I ) and I :"] == 1
+    doc = _fp("a.py", b"def f(a, b):\n    if (a) and b:\n        return 1\n    else:\n        return 2\n")
+    assert doc.segments["if ( I ) and I :"] == 1 and doc.segments["else :"] == 1

@@ -259,7 +259,7 @@ def _statements(tokens: CodeTokens) -> Counter[str]:
                 out[" ".join(cur)] += 1
                 cur = []
             continue
-        if depth == 0 and cur == ["else"] and norm != "if":
+        if headers and depth == 0 and cur == ["else"] and norm != "if":
             out["else"] += 1              # ``else stmt;``: the body is a statement of its own
             cur = []
         cur.append(_literal(text) if kind == KIND_STRING else norm)
