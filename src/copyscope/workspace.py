@@ -384,17 +384,26 @@ class Workspace:
                 missing = [a for a in shas if a not in have]
                 if not missing:
                     continue
-                works = self.registry.works_for_artifacts(missing)
-                rows = []
-                for a in missing:
-                    try:
-                        fp = self._ref_fingerprints(modality, shas[a], self._origin(works, a, shas))
-                    except CopyscopeError:
-                        continue            # an unreadable blob: the check reports it when it gets there
-                    rows.append((a, shas[a], modality.sketch(fp)))
-                store.put_many(rows)
+                # an unreadable blob is left out: the check reports it when it gets there
+                rows = self._sketch_rows(modality, missing, shas, skip_unreadable=True)
+                store.put_many([(a, shas[a], row) for a, row in rows.items()])
                 written += len(rows)
         return written
+
+    def _sketch_rows(self, modality: Modality, ids: list[int], shas: dict[int, str], *,
+                     skip_unreadable: bool = False) -> dict[int, bytes]:
+        """Sketch rows built from the artifacts' feature files (the blob where one is missing)."""
+        works = self.registry.works_for_artifacts(ids)
+        out: dict[int, bytes] = {}
+        for i in ids:
+            try:
+                fp = self._ref_fingerprints(modality, shas[i], self._origin(works, i, shas))
+            except CopyscopeError:
+                if not skip_unreadable:
+                    raise
+                continue
+            out[i] = modality.sketch(fp)
+        return out
 
     def collect_garbage(self) -> dict[str, int]:
         """Remove files an interrupted writer left behind (never referenced ones)."""
@@ -594,9 +603,7 @@ class Workspace:
         if missing:
             # A workspace from before sketches, or a row lost to a crash: read the
             # feature file and write the row back (an idempotent hint, so no lock).
-            works = self.registry.works_for_artifacts(missing)
-            for i in missing:
-                rows[i] = modality.sketch(self._ref_fingerprints(modality, shas[i], self._origin(works, i, shas)))
+            rows.update(self._sketch_rows(modality, missing, shas))
             if modality.name in self.sketches:
                 self.sketches[modality.name].put_many([(i, shas[i], rows[i]) for i in missing], sync=False,
                                                       best_effort=True)
