@@ -305,6 +305,37 @@ def test_a_small_inset_is_matched_at_its_own_scale(plugin):
     assert ev["transform"]["query_covered"] < 0.15
 
 
+def test_a_small_inset_agrees_block_by_block_with_its_original(plugin):
+    """The photometric check warps a sharper rendering of the query when the copy
+    fills a small part of it: a 200-pixel inset is 26 pixels of the query's
+    thumbnail, and blown up to the original's thumbnail it blurred every block
+    (agreement 0.66 before; a copy must agree with its own original)."""
+    ref = plugin.fingerprint(Artifact(enc(scene(5), "PNG"), origin="orig.png"))
+    ref = plugin.loads(plugin.dumps(ref), ref.artifact)
+    q = plugin.fingerprint(Artifact(enc(_inset_query(5, 62, box=(100, 100, 200, 133)), quality=90), origin="q.jpg"))
+    m = plugin.verify(q, ref)
+    assert m.verdict == "copy" and m.extra["image"]["photometric_agreement"] >= 0.9, m.extra["image"]
+    assert m.score > 0.9
+
+
+def test_chance_candidates_verified_first_leave_the_inset_tries_to_the_source(plugin):
+    """A query looked up in the index matches its insets against a few
+    candidates only; candidates the cheap probe turns away do not spend those
+    tries, so the true source, verified after them, still gets its inset match."""
+    ref = plugin.fingerprint(Artifact(enc(scene(31), "PNG"), origin="orig.png"))
+    ref = plugin.loads(plugin.dumps(ref), ref.artifact)
+    q = plugin.fingerprint(Artifact(enc(_inset_query(31, 62, box=(80, 400, 250, 167)), quality=90), origin="q.jpg"))
+    q.query_keys()                                     # as a registry check does: tries are counted
+    for seed in range(200, 206):
+        r = np.random.default_rng(seed)      # unrelated: grain the probe finds nothing in
+        grain = Image.fromarray(r.integers(0, 255, (480, 720, 3)).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1))
+        other = plugin.fingerprint(Artifact(enc(grain, "PNG"), origin=f"o{seed}.png"))
+        m = plugin.verify(q, plugin.loads(plugin.dumps(other), other.artifact))
+        assert m is None or m.verdict != "copy"
+    m = plugin.verify(q, ref)
+    assert m.verdict == "copy" and m.extra["image"]["inliers"] >= 20, m.extra["image"]["inliers"]
+
+
 def test_a_symmetric_subject_does_not_hide_the_mirror(plugin):
     """A mirror-symmetric object in the middle of a flipped copy fits a few
     keypoints the wrong way round; the disagreeing surroundings send the check
@@ -459,19 +490,36 @@ def test_candidates_past_the_index_top_are_reranked_by_descriptor_support(tmp_pa
     ws.close()
 
 
-def test_a_fit_that_cannot_reach_the_report_floor_skips_the_fine_check(plugin, original):
-    """A check reports nothing under its threshold, so a fit whose score stays
-    under it whatever the fine check says does not decode the registered file."""
+def _stored_with_reads(plugin, original, reads: list, tag: int):  # noqa: ANN202
     from copyscope.model import StoredArtifact
-    reads = []
     data = original.artifact.data
-    stored = plugin.loads(plugin.dumps(original),
-                          StoredArtifact(lambda: reads.append(1) or data, origin="orig.jpg", sha256="0" * 64))
+    return plugin.loads(plugin.dumps(original),
+                        StoredArtifact(lambda: reads.append(tag) or data, origin="orig.jpg", sha256="0" * 64))
+
+
+def test_the_shipped_score_never_decodes_the_registered_file(plugin, original):
+    """The monotone fit gives the fine agreement no weight, so a check decides
+    from the stored features alone and never reads the registered file."""
+    from copyscope.image import calibration
+    assert not calibration.uses_fine()
+    assert all(w >= 0 for w in calibration._model()["weights"])
+    reads: list = []
     copy = plugin.fingerprint(Artifact(enc(photo(1).crop((30, 20, 650, 440)), quality=85), origin="q.jpg"))
-    exact = plugin.verify(copy, stored)
+    m = plugin.verify(copy, _stored_with_reads(plugin, original, reads, 1))
+    assert m.verdict == "copy" and m.score > 0.9 and m.signals["fine_photometric"] == 0.0 and reads == []
+
+
+def test_a_fit_that_cannot_reach_the_report_floor_skips_the_fine_check(plugin, original, monkeypatch):
+    """With a model that weights the fine agreement: a check reports nothing
+    under its threshold, so a fit whose score stays under it whatever the fine
+    check says does not decode the registered file."""
+    from copyscope.image import calibration
+    model = {**calibration._model(), "weights": [0.1, 7.4, 0.9, 3.1, 0.5, 0.5]}
+    monkeypatch.setattr(calibration, "_model", lambda: model)
+    reads: list = []
+    copy = plugin.fingerprint(Artifact(enc(photo(1).crop((30, 20, 650, 440)), quality=85), origin="q.jpg"))
+    exact = plugin.verify(copy, _stored_with_reads(plugin, original, reads, 1))
     assert exact.signals["fine_photometric"] > 0.5 and reads == [1]
-    stored = plugin.loads(plugin.dumps(original),
-                          StoredArtifact(lambda: reads.append(2) or data, origin="orig.jpg", sha256="0" * 64))
     copy.report_floor = 1.01                  # no score reaches it
-    floored = plugin.verify(copy, stored)
+    floored = plugin.verify(copy, _stored_with_reads(plugin, original, reads, 2))
     assert floored.signals["fine_photometric"] == 0.0 and floored.score < copy.report_floor and reads == [1]

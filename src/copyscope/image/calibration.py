@@ -25,6 +25,17 @@ def features(inliers: int, agreement: float, hash_distance: int, fine: float = 0
     return [geo, agreement, geo * agreement, max(0.0, 1.0 - hash_distance / 32.0), fine, fine * agreement]
 
 
+FINE_FEATURES = (4, 5)          # the features that read the fine agreement
+
+
+def uses_fine() -> bool:
+    """Whether the fine agreement moves the score at all. The monotone fit gives
+    it no weight on the shipped benches (blurred copies lose their fine detail
+    as surely as another photograph does), and computing it decodes the
+    registered file: a check skips it then."""
+    return any(_model()["weights"][i] != 0 for i in FINE_FEATURES)
+
+
 def score_of(inliers: int, agreement: float, hash_distance: int, fine: float = 0.0) -> float:
     m = _model()
     z = m["bias"] + sum(w * f for w, f in zip(m["weights"], features(inliers, agreement, hash_distance, fine)))

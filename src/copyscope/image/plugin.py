@@ -12,13 +12,14 @@ from __future__ import annotations
 import functools
 import io
 import json
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from copyscope.errors import InputError
 from copyscope.image import features as F
-from copyscope.image.calibration import score_of
+from copyscope.image.calibration import score_of, uses_fine
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
 from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, describe, match, photometric, plausible,
                                       refine, support_counts, view_homography)
@@ -49,6 +50,7 @@ PROBE_QUERY = 500               # query descriptors the probe looks at
 RERANK_DESCRIPTORS = 64         # a candidate's strongest stored descriptors the re-ranking matches
 RERANK_MAX_HAMMING = 50         # of 256 bits; stricter than verification: this only ranks
 SKETCH_WIDTH = 1 + 32 * RERANK_DESCRIPTORS   # a count byte, then the descriptors
+THUMB_STEP = 64                  # sharper query renderings are cached in these steps of side
 
 
 @dataclass(frozen=True)
@@ -218,6 +220,29 @@ class ImageDoc:
         if not self.insets:
             return np.zeros(0, np.uint64)
         return F.region_hashes(self._gray, self.insets)
+
+    def thumb_for(self, H: np.ndarray, ref: "ImageDoc") -> np.ndarray:
+        """The query picture the photometric check warps onto ``ref``'s thumbnail:
+        the thumbnail, or, when the copy fills only part of the query (an inset,
+        a screenshot), a sharper rendering with as many pixels on the copy as the
+        registered thumbnail has. Upsampling a 40-pixel inset of the thumbnail
+        blurs every block, and a copy would not agree with its own original."""
+        if self._gray is None:
+            return self.thumb
+        a = H[:2, :2] / H[2, 2]
+        # registered thumbnail px per query thumbnail px
+        k = math.sqrt(abs(float(np.linalg.det(a)))) * (ref.thumb.shape[1] / ref.an_size[0]) \
+            / (self.thumb.shape[1] / self.an_size[0])
+        side = min(max(self.an_size), THUMB_STEP * math.ceil(max(self.thumb.shape) * k / THUMB_STEP))
+        if k < 1.25 or side <= max(self.thumb.shape):
+            return self.thumb
+        if side not in self._sharper:
+            self._sharper[side] = F.thumbnail(self._gray, side)
+        return self._sharper[side]
+
+    @functools.cached_property
+    def _sharper(self) -> dict[int, np.ndarray]:
+        return {}
 
     @functools.cached_property
     def mirrored_probe(self) -> np.ndarray:
@@ -418,7 +443,8 @@ class ImageModality:
         """Thumbnail block agreement under a keypoint fit (nothing without one)."""
         if g.homography is None or g.inliers < MIN_INLIERS:
             return Photometric(0.0, 0, [])
-        return photometric(query.thumb, ref.thumb, g.homography, query.an_size, ref.an_size, ref.scale, g.mirrored)
+        return photometric(query.thumb_for(g.homography, ref), ref.thumb, g.homography, query.an_size, ref.an_size,
+                           ref.scale, g.mirrored)
 
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
         hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
@@ -430,11 +456,14 @@ class ImageModality:
         ph = self._photometric(query, ref, best)
         # A picture with a symmetric subject fits a few keypoints the wrong way
         # round: the mirror is tried too when the fit is missing or disagrees.
+        # A try is spent only on a full match: the probe that turns most candidates
+        # away is cheap, and a budget spent on chance candidates verified first
+        # would leave none for the true source found by its global hash.
         if (best.inliers < MIN_INLIERS or ph.agreement < MIRROR_IF_BELOW) and query.mirror_tries != 0:
-            if query.mirror_tries is not None:
-                query.mirror_tries -= 1
             mp, md = query.mirrored
             if plausible(query.mirrored_probe, ref.desc):
+                if query.mirror_tries is not None:
+                    query.mirror_tries -= 1
                 flipped = match(mp, md, ref.pts, ref.desc)
                 flipped.mirrored = True
                 ph_flipped = self._photometric(query, ref, flipped)
@@ -444,11 +473,13 @@ class ImageModality:
         if ((best.inliers < INSET_IF_FEWER or ph.agreement < MIRROR_IF_BELOW) and query.inset_tries != 0
                 and query.insets):
             # The copy may be an inset of the query: match each inset on its own.
-            if query.inset_tries is not None:
-                query.inset_tries -= 1
+            spent = False
             for pts, desc, probe in query.inset_features:
                 if not plausible(probe, ref.desc):
                     continue
+                if not spent and query.inset_tries is not None:
+                    query.inset_tries -= 1
+                spent = True
                 g = match(pts, desc, ref.pts, ref.desc)
                 ph_g = self._photometric(query, ref, g)
                 if g.inliers >= MIN_INLIERS and score_of(g.inliers, ph_g.agreement, hd) > score_of(best.inliers, ph.agreement, hd):
@@ -465,7 +496,7 @@ class ImageModality:
         if H is not None:
             transform = describe(H, query.an_size, ref.an_size, query.scale, ref.scale, mirrored)
             # (the score is linear in the fine agreement: its two ends bound it)
-            if (query.gray is not None and agreement >= FINE_IF[alignment]
+            if (uses_fine() and query.gray is not None and agreement >= FINE_IF[alignment]
                     and max(score_of(best.inliers, agreement, hd, f) for f in (0.0, 1.0)) >= query.report_floor
                     and ref.gray is not None):
                 # Same pixels, or another photograph of the same scene? At full analysis
