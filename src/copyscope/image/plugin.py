@@ -96,6 +96,7 @@ class ImageDoc:
         self._local = None if pts is None or desc is None else (pts, desc)
         self.hashes, self.thumb = hashes, thumb
         self._gray = gray                      # kept for queries (mirrored features), not stored
+        self._sharper: dict[int, np.ndarray] = {}   # query renderings by side (thumb_for)
         self.notes = notes
         self.embedding = embedding             # semantic embedding (optional model), L2-normalised
         # Candidates also tried mirrored: unlimited for a direct comparison; a query
@@ -239,10 +240,6 @@ class ImageDoc:
         if side not in self._sharper:
             self._sharper[side] = F.thumbnail(self._gray, side)
         return self._sharper[side]
-
-    @functools.cached_property
-    def _sharper(self) -> dict[int, np.ndarray]:
-        return {}
 
     @functools.cached_property
     def mirrored_probe(self) -> np.ndarray:
