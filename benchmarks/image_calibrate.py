@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "src/copyscope/image/calibration-v1.json"
 sys.path.insert(0, str(REPO / "src"))
-from copyscope.image.calibration import features  # noqa: E402
+from copyscope.image.calibration import FINE_PASS_ENV, features  # noqa: E402
 
 
 def collect(bench: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -40,12 +41,14 @@ def collect(bench: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
             gt[Path(row["query_id"]).stem] = Path(row["reference_id"]).stem if row["reference_id"] else None
     refs = sorted(str(p) for p in (bench / "refs").iterdir())
     queries = sorted(str(p) for p in (bench / "queries").iterdir())
+    # The 512-pixel agreement is measured whatever the shipped model weighs it.
+    env = {**os.environ, FINE_PASS_ENV: "1"}
     with tempfile.TemporaryDirectory(prefix="cs-imgcal-") as home:
         base = [exe, "--home", home, "--quiet"]
         subprocess.run(base + ["init"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(base + ["register", "--each", "--owner", "bench", *refs], stdout=subprocess.DEVNULL)
         out = subprocess.run(base + ["--json", "check", "--threshold", "0", *queries],
-                             capture_output=True, text=True).stdout
+                             capture_output=True, text=True, env=env).stdout
     X, y, kinds = [], [], []
     for m in json.loads(out)["matches"]:
         q = Path(m["query"]["path"]).stem

@@ -509,6 +509,17 @@ def test_the_shipped_score_never_decodes_the_registered_file(plugin, original):
     assert m.verdict == "copy" and m.score > 0.9 and m.signals["fine_photometric"] == 0.0 and reads == []
 
 
+def test_the_calibration_run_still_measures_the_fine_agreement(plugin, original, monkeypatch):
+    """A refit must see the 512-pixel agreement's real values, or the shipped
+    model's zero weight would decide its own refit."""
+    from copyscope.image import calibration
+    monkeypatch.setenv(calibration.FINE_PASS_ENV, "1")
+    reads: list = []
+    copy = plugin.fingerprint(Artifact(enc(photo(1).crop((30, 20, 650, 440)), quality=85), origin="q.jpg"))
+    m = plugin.verify(copy, _stored_with_reads(plugin, original, reads, 1))
+    assert m.signals["fine_photometric"] > 0.5 and reads == [1]
+
+
 def test_a_fit_that_cannot_reach_the_report_floor_skips_the_fine_check(plugin, original, monkeypatch):
     """With a model that weights the fine agreement: a check reports nothing
     under its threshold, so a fit whose score stays under it whatever the fine

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import os
 from importlib import resources
 
 
@@ -28,12 +29,17 @@ def features(inliers: int, agreement: float, hash_distance: int, fine: float = 0
 FINE_FEATURES = (4, 5)          # the features that read the fine agreement
 
 
+FINE_PASS_ENV = "COPYSCOPE_IMAGE_FINE_PASS"   # "1": compute it anyway (benchmarks/image_calibrate.py)
+
+
 def uses_fine() -> bool:
     """Whether the fine agreement moves the score at all. The monotone fit gives
     it no weight on the shipped benches (blurred copies lose their fine detail
     as surely as another photograph does), and computing it decodes the
-    registered file: a check skips it then."""
-    return any(_model()["weights"][i] != 0 for i in FINE_FEATURES)
+    registered file: a check skips it then. The calibration run sets
+    ``FINE_PASS_ENV``, so a refit still sees the feature's real values and can
+    give it weight again (else the model's zero would decide its own refit)."""
+    return os.environ.get(FINE_PASS_ENV) == "1" or any(_model()["weights"][i] != 0 for i in FINE_FEATURES)
 
 
 def score_of(inliers: int, agreement: float, hash_distance: int, fine: float = 0.0) -> float:
