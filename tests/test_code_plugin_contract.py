@@ -87,7 +87,7 @@ def _fp(name: str, data: bytes):
 def test_disguised_copy_keeps_its_literals_as_side_channel_evidence():
     m = CodeModality().verify(_fp("Tabung.java", DISGUISED), _fp("Cylinder.java", ORIGINAL))
     assert m.verdict == "copy" and m.signals["literals"] == 1.0
-    assert '"The volume of the cylinder is "' in m.extra["shared_literals"]
+    assert '"The volume of the cylinder is"' in m.extra["shared_literals"]
     assert all(p.query.line_start >= 1 and p.registered.line_end <= ORIGINAL.count(b"\n") for p in m.passages)
 
 
@@ -260,7 +260,10 @@ RECASED = MESSAGES.replace(b"BMI is", b"bmi is").replace(b"Enter weight", b"ente
 
 def test_a_respaced_message_is_the_same_literal_and_a_recased_one_is_not():
     from copyscope.code.plugin import _literal
-    assert _literal('"Enter  weight:\t"') == '"Enter weight: "'
+    assert _literal('"Enter  weight:\t"') == '"Enter weight:"'
+    # Blanks just inside the quotes are layout too: "Underweight " is "Underweight".
+    assert _literal('" Underweight  "') == _literal('"Underweight"') == '"Underweight"'
+    assert _literal("'a b'") == "'a b'" and _literal('""') == '""' and _literal('" "') == '""'
     original = _fp("a.java", MESSAGES)
     assert CodeModality().verify(_fp("b.java", RESPACED), original).signals["literals"] == 1.0
     # Case is the author's: independent solutions of one exercise differ in it

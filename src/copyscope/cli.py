@@ -234,6 +234,8 @@ def compare(
     pairs: Optional[Path] = typer.Option(None, "--pairs", help="File of 'pathA<TAB>pathB' lines to score."),
     all_pairs: bool = typer.Option(False, "--all-pairs", help="Score every pair of units among PATHS."),
     unit: Unit = typer.Option(Unit.file, "--unit", help="With --all-pairs: every file, or every top-level directory."),
+    background: bool = typer.Option(True, "--background/--no-background",
+                                    help="With --all-pairs (code, 20+ units): score pairs relative to what the run's pairs typically share."),
     fmt: Format = typer.Option(Format.table, "--format", "-f", help="table, json or tsv."),
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="A B only: write the HTML evidence report."),
@@ -250,7 +252,8 @@ def compare(
         if pairs is not None:
             scores, errors = api.compare_pairs(api.read_pairs_file(pairs), settings, modalities, c.progress())
         else:
-            scores, errors = api.compare_all(paths, settings, modalities, unit=unit.value, progress=c.progress())
+            scores, errors = api.compare_all(paths, settings, modalities, unit=unit.value, progress=c.progress(),
+                                             background=background)
         c.warn_errors(errors.values())
         thr = settings.threshold if settings.threshold is not None else 0.5
         fmt = c.fmt(fmt)

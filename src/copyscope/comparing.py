@@ -156,7 +156,7 @@ def units_of(paths: Sequence[str | Path], unit: str, settings: Settings,
     return units
 
 
-def _batch_matrix(docs: "_Docs") -> tuple[dict[str, int], np.ndarray] | None:
+def _batch_matrix(docs: "_Docs") -> tuple[Modality, dict[str, int], np.ndarray] | None:
     """All-pairs scores in one call for a modality that offers ``batch_scores``
     (code: a matrix product instead of n² verifications); scores only, no passages."""
     for modality in {m.name: m for m, _ in docs.docs.values()}.values():
@@ -164,13 +164,18 @@ def _batch_matrix(docs: "_Docs") -> tuple[dict[str, int], np.ndarray] | None:
             continue
         paths = sorted(p for p, (m, _) in docs.docs.items() if m.name == modality.name)
         fps = [docs.docs[p][1] for p in paths]
-        return {p: i for i, p in enumerate(paths)}, modality.batch_scores(fps, fps)
+        return modality, {p: i for i, p in enumerate(paths)}, modality.batch_scores(fps, fps)
     return None
 
 
 def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dict[str, Modality], *,
-                unit: str = "file", progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
-    """Score every pair of units (i < j, in sorted order)."""
+                unit: str = "file", progress: Progress | None = None,
+                background: bool = True) -> tuple[list[PairScore], dict[str, str]]:
+    """Score every pair of units (i < j, in sorted order).
+
+    ``background``: where every unit was batch-scored by a modality that judges
+    a run as a whole (``relative_to_run``: code), each score is taken relative
+    to what the run's pairs typically share (docs/code-engine.md)."""
     progress = progress or NullProgress()
     skipped: list[str] = []
     units = units_of(paths, unit, settings, skipped)
@@ -185,17 +190,20 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
         docs.get(f)
         progress.advance(1)
     batch = _batch_matrix(docs)
-    single = all(len(units[n]) == 1 for n in names)
-    if batch is not None and single and all(units[n][0] in batch[0] for n in names):
+    errors = {**{s: s for s in skipped}, **docs.errors}
+    covered = batch is not None and all(f in batch[1] for n in names for f in units[n])
+    relative = getattr(batch[0], "relative_to_run", None) if covered and background else None
+    if covered and all(len(units[n]) == 1 for n in names):
         # Every unit is one file of a batch-scored modality: all pairs in numpy.
-        idx = np.array([batch[0][units[n][0]] for n in names])
-        sym = np.maximum(batch[1], batch[1].T)[np.ix_(idx, idx)]
+        idx = np.array([batch[1][units[n][0]] for n in names])
+        sym = np.maximum(batch[2], batch[2].T)[np.ix_(idx, idx)]
         ii, jj = np.triu_indices(len(names), 1)
+        values = sym[ii, jj] if relative is None else relative(sym[ii, jj])
         progress.advance(len(ii))
         progress.stop()
         return ([PairScore(names[i], names[j], float(v), None)
-                 for i, j, v in zip(ii.tolist(), jj.tolist(), sym[ii, jj].tolist())],
-                {**{s: s for s in skipped}, **docs.errors})
+                 for i, j, v in zip(ii.tolist(), jj.tolist(), values.tolist())], errors)
+    batch_index, batch_scores = (batch[1], batch[2]) if batch is not None else ({}, None)
     stats = MemoryStats([fp for _, fp in docs.docs.values()])
     out = []
     for ua, ub in combinations(names, 2):
@@ -206,10 +214,10 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
                 pa, pb = docs.docs.get(fa), docs.docs.get(fb)
                 if pa is None or pb is None:
                     continue
-                if batch is not None and fa in batch[0] and fb in batch[0]:
-                    i, j = batch[0][fa], batch[0][fb]
+                if fa in batch_index and fb in batch_index:
+                    i, j = batch_index[fa], batch_index[fb]
                     # Units have no query/registered roles: the better direction counts.
-                    best_score = max(best_score, float(batch[1][i, j]), float(batch[1][j, i]))
+                    best_score = max(best_score, float(batch_scores[i, j]), float(batch_scores[j, i]))
                     continue
                 m = _verify(pa[0], pa[1], pb[0], pb[1], stats, settings.threshold)
                 if m is not None and (best is None or m.score > best.score):
@@ -217,4 +225,7 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
         out.append(PairScore(ua, ub, best_score, best))
         progress.advance(1)
     progress.stop()
-    return out, {**{s: s for s in skipped}, **docs.errors}
+    if relative is not None:
+        values = relative(np.array([s.score for s in out]))
+        out = [s._replace(score=float(v)) for s, v in zip(out, values.tolist())]
+    return out, errors
