@@ -114,3 +114,20 @@ def test_all_pairs_discounts_what_every_solution_of_the_task_shares(tmp_path: Pa
     # third of each file; relative to the run, nothing.
     assert np.median([raw[k] for k in independent]) >= 0.3
     assert max(relative[k] for k in independent) == 0.0 < min(raw[k] for k in independent)
+
+
+def test_directory_units_are_judged_against_the_run_too(tmp_path: Path):
+    src = tmp_path / "students"
+    for i in range(21):
+        (src / f"st{i:02d}").mkdir(parents=True)
+        (src / f"st{i:02d}" / "Main.java").write_text(_solution(i))
+    (src / "zz").mkdir()
+    (src / "zz" / "Main.java").write_text(_solution(5).replace("input", "reader"))
+    settings = Settings(home=tmp_path / "home")
+    modalities = api.load_modalities(settings)
+    raw, _ = api.compare_all([src], settings, modalities, unit="dir", background=False)
+    relative, _ = api.compare_all([src], settings, modalities, unit="dir")
+    by_name = {(Path(s.a).name, Path(s.b).name): s.score for s in relative}
+    assert by_name[("st05", "zz")] >= 0.9
+    assert min(s.score for s in raw) > 0.0
+    assert max(v for k, v in by_name.items() if "zz" not in k) == 0.0

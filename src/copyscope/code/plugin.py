@@ -70,7 +70,7 @@ class CodeParams:
     rarity_min_docs: int = 20       # below this corpus size document frequencies mean nothing
     distinct_weight: float = 0.8   # a match of distinct statements only (loop rolled/unrolled) counts this much
     background_percentile: float = 25.0   # compare --all-pairs: the run's typical pair score (relative_to_run)
-    max_background: float = 0.75
+    max_background: float = 0.75          # ... never more than this: a run of near-identical files keeps some score
     threshold: float = 0.5
 
 
