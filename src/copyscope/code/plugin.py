@@ -518,43 +518,52 @@ def _span(doc: CodeDoc, first: int, last: int, seeds: np.ndarray) -> Span:
                 matched=tuple((rel(a), rel(e)) for a, e in merged))
 
 
-def _occurrence_matrix(bags: list[Counter[str]], distinct: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def _occurrence_matrix(bags: list[Counter[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows: documents; columns: (item, k-th occurrence). With occurrences as
     distinct features, multiset intersection Σ min(a, b) is a dot product.
-    ``distinct``: the first occurrence only (set intersection).
-    Also returns each column's length in tokens (for the evidence mass)."""
+    Also returns each column's length in tokens (for the evidence mass), and
+    which columns are first occurrences: those alone give set intersection
+    (the distinct reading)."""
     ids: dict[tuple[str, int], int] = {}
     rows, cols = [], []
     for r, bag in enumerate(bags):
         for item, count in bag.items():
-            for k in range(1 if distinct else count):
+            for k in range(count):
                 cols.append(ids.setdefault((item, k), len(ids)))
                 rows.append(r)
     x = np.zeros((len(bags), max(1, len(ids))), dtype=np.float32)
     x[rows, cols] = 1.0
     lengths = np.ones(max(1, len(ids)), dtype=np.float32)
-    for (item, _), col in ids.items():
+    first = np.ones(max(1, len(ids)), dtype=bool)
+    for (item, k), col in ids.items():
         lengths[col] = item.count(" ") + 1
-    return x, lengths
+        first[col] = k == 0
+    return x, lengths, first
 
 
 def score_matrix(queries: list[CodeDoc], refs: list[CodeDoc], params: CodeParams) -> np.ndarray:
     """``S[i, j]`` = ``verify(queries[i], refs[j]).score``, for all pairs at once."""
-    def contain(attr: str, by_mass: bool, distinct: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        x, lengths = _occurrence_matrix([getattr(d, attr) for d in queries + refs], distinct)
-        xq, xr = x[:len(queries)], x[len(queries):]
+    n = len(queries)
+
+    def contain(x: np.ndarray, lengths: np.ndarray, by_mass: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        xq, xr = x[:n], x[n:]
         totals = xr.sum(axis=1)
         mass = (xq * lengths[None, :]) @ xr.T          # matched tokens
         if by_mass:
             return mass / np.maximum(xr @ lengths, 1)[None, :], totals, mass
         return (xq @ xr.T) / np.maximum(totals, 1)[None, :], totals, mass
+    segs, lits = (_occurrence_matrix([getattr(d, attr) for d in queries + refs]) for attr in ("segments", "literals"))
     use_lit = np.array([sum(d.literals.values()) >= params.min_literals for d in refs])[None, :]
     score = None
     for distinct in (False, True):
-        seg, _, mass = contain("segments", True, distinct)
-        lit, _, _ = contain("literals", False, distinct)
+        (sx, sl, s_first), (lx, ll, l_first) = segs, lits
+        if distinct:
+            sx, sl, lx, ll = sx[:, s_first], sl[s_first], lx[:, l_first], ll[l_first]
+        seg, _, mass = contain(sx, sl, True)
+        lit, _, _ = contain(lx, ll, False)
         base = np.where(use_lit, (seg + lit) / 2, seg) * np.minimum(1.0, mass / params.min_evidence_tokens)
         score = base if score is None else np.maximum(score, params.distinct_weight * base)
-    com, com_totals, com_words = contain("comments", False, False)
+    cx, cl, _ = _occurrence_matrix([d.comments for d in queries + refs])
+    com, com_totals, com_words = contain(cx, cl, False)
     com = np.where((com_totals > 0)[None, :], com * np.minimum(1.0, com_words / params.min_comment_words), 0.0)
     return score + (1.0 - score) * params.comment_weight * com

@@ -27,8 +27,6 @@ def features(inliers: int, agreement: float, hash_distance: int, fine: float = 0
 
 
 FINE_FEATURES = (4, 5)          # the features that read the fine agreement
-
-
 FINE_PASS_ENV = "COPYSCOPE_IMAGE_FINE_PASS"   # "1": compute it anyway (benchmarks/image_calibrate.py)
 
 
