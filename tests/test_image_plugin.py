@@ -534,3 +534,70 @@ def test_a_fit_that_cannot_reach_the_report_floor_skips_the_fine_check(plugin, o
     copy.report_floor = 1.01                  # no score reaches it
     floored = plugin.verify(copy, _stored_with_reads(plugin, original, reads, 2))
     assert floored.signals["fine_photometric"] == 0.0 and floored.score < copy.report_floor and reads == [1]
+
+
+def _variant(seed: int) -> Image.Image:
+    """``photo(seed)`` with a new subject drawn over a quarter of it: a sibling
+    of the original made on the same template (the clock with other hands)."""
+    img = photo(seed)
+    d = ImageDraw.Draw(img)
+    r = np.random.default_rng(seed + 1000)
+    for _ in range(12):
+        x, y, s = int(r.integers(380, 660)), int(r.integers(20, 200)), int(r.integers(20, 60))
+        d.ellipse([x, y, x + s, y + s], fill=tuple(int(v) for v in r.integers(0, 255, 3)))
+    return img
+
+
+def test_a_registered_variant_is_explained_away_by_the_better_fit(plugin, original):
+    """A copy of the original also matches a sibling variant over the same region;
+    the sibling's score is discounted and names the original."""
+    variant = plugin.fingerprint(Artifact(enc(_variant(1), quality=92), origin="variant.jpg"))
+    q = plugin.fingerprint(Artifact(enc(photo(1), quality=70), origin="q.jpg"))
+    to_original, to_variant = plugin.verify(q, original), plugin.verify(q, variant)
+    assert to_original.score > 0.9 and to_variant.score > 0.5        # alone, both look like sources
+    weighed = plugin.explain_away([to_variant, to_original])
+    assert weighed[1] is to_original                                  # the best fit is untouched
+    assert weighed[0].score < 0.5 * to_variant.score
+    by = weighed[0].extra["image"]["explained_by"]
+    assert by["registered_sha256"] == original.artifact.sha256 and by["score_alone"] == round(to_variant.score, 4)
+
+
+def test_equal_fits_and_disjoint_regions_are_not_explained_away(plugin, original):
+    """Two encodings of one picture fit alike: both stay. Two pictures pasted side
+    by side cover different regions: both stay."""
+    q = plugin.fingerprint(Artifact(enc(photo(1), quality=70), origin="q.jpg"))
+    twin = plugin.fingerprint(Artifact(enc(photo(1), "PNG"), origin="twin.png"))
+    a, b = plugin.verify(q, original), plugin.verify(q, twin)
+    assert [m.score for m in plugin.explain_away([a, b])] == [a.score, b.score]
+    left, right = photo(1).resize((480, 320)), photo(2).resize((480, 320))
+    collage = Image.new("RGB", (960, 320))
+    collage.paste(left, (0, 0))
+    collage.paste(right, (480, 0))
+    other = plugin.fingerprint(Artifact(enc(photo(2), quality=92), origin="other.jpg"))
+    qc = plugin.fingerprint(Artifact(enc(collage, quality=90), origin="collage.jpg"))
+    found = [m for m in (plugin.verify(qc, original), plugin.verify(qc, other)) if m is not None]
+    assert len(found) == 2 and [m.score for m in plugin.explain_away(found)] == [m.score for m in found]
+
+
+def test_check_reports_the_source_above_its_registered_variant(tmp_path):
+    """Through the workspace: the variant's match falls under the threshold, or is
+    reported below the source and names it."""
+    from copyscope import api
+    from copyscope.settings import Settings
+    ws = api.init(Settings(home=tmp_path / "ws"))
+    reg = tmp_path / "reg"
+    reg.mkdir()
+    photo(1).save(reg / "source.jpg", quality=92)
+    _variant(1).save(reg / "variant.jpg", quality=92)
+    for seed in range(40, 44):
+        photo(seed).save(reg / f"p{seed}.jpg", quality=90)
+    ws.register([reg], owner="o", each=True)
+    q = tmp_path / "copy.jpg"
+    photo(1).save(q, quality=60)
+    matches = ws.check([q], media=False).matches
+    by_name = {Path(m.registered_path).name: m for m in matches}
+    assert by_name["source.jpg"].score > 0.9
+    if "variant.jpg" in by_name:
+        v = by_name["variant.jpg"]
+        assert v.score < by_name["source.jpg"].score and "explained_by" in v.extra["image"]
+    ws.close()

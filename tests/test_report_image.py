@@ -359,3 +359,13 @@ def test_provenance_section_lists_record_drafts_and_ledger_entries():
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "cd" * 32 in html and "Lantern" in html
     assert render_html({"matches": []}).count("Provenance of the matched works") == 0
+
+
+def test_a_match_explained_by_a_better_fit_says_so():
+    m = _image_match(explained_by={"registered_sha256": "3" * 64, "registered_path": "registered/<source>.png",
+                                   "score": 0.993, "score_alone": 0.989})
+    html = render_html(_wrap(m))
+    _parse(html)
+    assert "Explained by a better fit" in html and "registered/&lt;source&gt;.png" in html and "0.989" in html
+    # malformed evidence (a hand-edited bundle) is left out, not rendered or raised on
+    assert "Explained by" not in render_html(_wrap(_image_match(explained_by={"score": "x"})))

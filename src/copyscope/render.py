@@ -121,6 +121,10 @@ def print_image_evidence(console: Console, m: Match) -> None:
     console.print(f"\n[bold]{escape(m.query_path)}[/] ↔ [bold]{escape(label)}[/] (score {m.score:.3f}, "
                   f"{e['inliers']} matched keypoints, photometric agreement {e['photometric_agreement']:.0%}, "
                   f"hash distance {e['hash_distance']}/64)")
+    by = e.get("explained_by")
+    if by:
+        console.print(f"  explained by a better fit: {escape(str(by.get('registered_path') or by['registered_sha256']))} "
+                      f"(score {by['score']:.3f}) covers the same part of the query; alone this scored {by['score_alone']:.3f}")
     t = e.get("transform")
     if not t:
         console.print("  no geometric alignment: matched on the global hash only (blur, re-draw or re-encode)")

@@ -583,10 +583,14 @@ class Workspace:
             # Cheap scores first; only pairs that can pass are aligned for evidence.
             scores = modality.batch_scores([fp], [r for _, r in refs])[0]
             refs = [pair for pair, score in zip(refs, scores.tolist()) if score >= threshold]
-        for doc_id, ref in refs:
-            match = modality.verify(fp, ref, stats)
-            if match is None or match.score < threshold:
-                continue
+        verified = [(match, doc_id, ref) for doc_id, ref in refs
+                    if (match := modality.verify(fp, ref, stats)) is not None and match.score >= threshold]
+        if hasattr(modality, "explain_away") and len(verified) > 1:
+            # Registered variants of one picture all match its copy: the
+            # modality weighs each match against the stronger ones.
+            weighed = modality.explain_away([m for m, _, _ in verified])
+            verified = [(m, doc_id, ref) for m, (_, doc_id, ref) in zip(weighed, verified) if m.score >= threshold]
+        for match, doc_id, ref in verified:
             if media and hasattr(modality, "evidence_media"):
                 match = modality.evidence_media(match, fp, ref)
             for work in works.get(doc_id, []):

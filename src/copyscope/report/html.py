@@ -300,6 +300,12 @@ def _image(ev: Any, cov: dict) -> dict:
     hd = _f(ev.get("hash_distance"))
     if hd is not None:
         rows.append(("Hash distance", f"{_int(_iv(hd))} of 64 bits differ (0: identical; 8 or fewer: near-identical)"))
+    by = ev.get("explained_by")
+    if isinstance(by, dict) and _is_num(by.get("score")) and _is_num(by.get("score_alone")):
+        rows.append(("Explained by a better fit",
+                     f"{by.get('registered_path') or by.get('registered_sha256') or '?'} (score {_num(by['score'])}) "
+                     f"covers the same part of the query and fits it better; this match alone scored "
+                     f"{_num(by['score_alone'])}"))
     hom = _l(ev.get("homography"))
     mat = [_nums(r, 3) for r in hom] if len(hom) == 3 else []
     if mat and all(r is not None for r in mat):
