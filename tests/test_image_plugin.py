@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from copyscope.image import features as F
-from copyscope.image.plugin import ImageModality
+from copyscope.image.plugin import EXPLAINED_CAP, ImageModality
 from copyscope.model import Artifact
 
 
@@ -550,14 +550,14 @@ def _variant(seed: int) -> Image.Image:
 
 def test_a_registered_variant_is_explained_away_by_the_better_fit(plugin, original):
     """A copy of the original also matches a sibling variant over the same region;
-    the sibling's score is discounted and names the original."""
+    the sibling's score is capped at even odds and names the original."""
     variant = plugin.fingerprint(Artifact(enc(_variant(1), quality=92), origin="variant.jpg"))
     q = plugin.fingerprint(Artifact(enc(photo(1), quality=70), origin="q.jpg"))
     to_original, to_variant = plugin.verify(q, original), plugin.verify(q, variant)
     assert to_original.score > 0.9 and to_variant.score > 0.5        # alone, both look like sources
     weighed = plugin.explain_away([to_variant, to_original])
     assert weighed[1] is to_original                                  # the best fit is untouched
-    assert weighed[0].score < 0.5 * to_variant.score
+    assert weighed[0].score == EXPLAINED_CAP < to_variant.score                # even odds, still reported
     by = weighed[0].extra["image"]["explained_by"]
     assert by["registered_sha256"] == original.artifact.sha256 and by["score_alone"] == round(to_variant.score, 4)
 
@@ -580,8 +580,8 @@ def test_equal_fits_and_disjoint_regions_are_not_explained_away(plugin, original
 
 
 def test_check_reports_the_source_above_its_registered_variant(tmp_path):
-    """Through the workspace: the variant's match falls under the threshold, or is
-    reported below the source and names it."""
+    """Through the workspace: the variant is reported at even odds, below the
+    source, and names it."""
     from copyscope import api
     from copyscope.settings import Settings
     ws = api.init(Settings(home=tmp_path / "ws"))
@@ -597,7 +597,6 @@ def test_check_reports_the_source_above_its_registered_variant(tmp_path):
     matches = ws.check([q], media=False).matches
     by_name = {Path(m.registered_path).name: m for m in matches}
     assert by_name["source.jpg"].score > 0.9
-    if "variant.jpg" in by_name:
-        v = by_name["variant.jpg"]
-        assert v.score < by_name["source.jpg"].score and "explained_by" in v.extra["image"]
+    v = by_name["variant.jpg"]
+    assert v.score == EXPLAINED_CAP and Path(v.extra["image"]["explained_by"]["registered_path"]).name == "source.jpg"
     ws.close()
