@@ -1,5 +1,5 @@
 """Loop-rolled copies (distinct statements) and ``compare --all-pairs`` scores
-taken relative to the run's background (code.segments/v6)."""
+taken relative to the run's background (since code.segments/v6)."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -36,6 +36,7 @@ from copyscope.code.calibration import likelihood_ratio
 from copyscope.code.languages import language_for
 from copyscope.code.side_channels import SideChannels
 from copyscope.code.side_channels import shared as shared_side_channels
+from copyscope.code.constants import inline_constants
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
 from copyscope.model import Artifact, Match, Passage, Span
@@ -44,7 +45,7 @@ from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
 from copyscope.text.normalize import TokenStream
 
-ALGORITHM = "code.segments/v6"
+ALGORITHM = "code.segments/v7"
 _FEATURES_MAGIC = b"CSCODEF1"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
@@ -98,10 +99,12 @@ class CodeDoc:
             return
         self.tokens = tokenize_code(artifact.data, language, path=artifact.origin)
         self.language = self.tokens.language
-        self.segments: Counter[str] = _segments(self.tokens)
+        # Statements and literals read named constants as their literals.
+        inlined = inline_constants(self.tokens)
+        self.segments: Counter[str] = _segments(inlined)
         self.comments: Counter[str] = _comment_lines(self.tokens)
         self.literals: Counter[str] = Counter(
-            _literal(t) for t, k in zip(self.tokens.text, self.tokens.kinds) if k == KIND_STRING)
+            _literal(t) for t, k in zip(inlined.text, inlined.kinds) if k == KIND_STRING)
 
     @functools.cached_property
     def tokens(self) -> CodeTokens:   # only reached for a document loaded from its bags
