@@ -10,8 +10,8 @@ at each use by its literal. A magic number pulled into ``static final int N =
 statement both files may share (dropping it lost evidence in short programs
 and changed nothing on IR-Plag).
 
-Only the statement bag reads this view; k-grams, spans and side channels keep
-the tokens as written.
+The statement and literal bags read this view; k-grams, spans, comments and
+side channels keep the tokens as written.
 """
 from __future__ import annotations
 
@@ -64,5 +64,6 @@ def _declares(norm: tuple[str, ...], kinds: list[int], lines: list[int], i: int,
 
 def _mutated(norm: tuple[str, ...], j: int, n: int) -> bool:
     """Whether this occurrence assigns, increments or rebinds the name (a loop
-    variable, a parameter, an import alias), so it is no constant."""
+    variable, an import alias, a definition, a C address taken), so it is no
+    constant."""
     return (j + 1 < n and norm[j + 1] in _MUTATES_AFTER) or (j > 0 and norm[j - 1] in _MUTATES_BEFORE)

@@ -33,10 +33,10 @@ import numpy as np
 import xxhash
 
 from copyscope.code.calibration import likelihood_ratio
+from copyscope.code.constants import inline_constants
 from copyscope.code.languages import language_for
 from copyscope.code.side_channels import SideChannels
 from copyscope.code.side_channels import shared as shared_side_channels
-from copyscope.code.constants import inline_constants
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
 from copyscope.model import Artifact, Match, Passage, Span
