@@ -462,9 +462,9 @@ class ImageModality:
             weaker = matches[i]
             if weaker.score <= EXPLAINED_CAP:
                 continue
-            by = next((matches[j] for j in order[:rank]
-                       if matches[j].registered_sha256 != weaker.registered_sha256
-                       and matches[j].score >= weaker.score and _explains(matches[j], weaker)), None)
+            by = next((matches[j] for j in order[:rank]          # stronger ones: ``order`` is by score
+                       if matches[j].registered_sha256 != weaker.registered_sha256 and _explains(matches[j], weaker)),
+                      None)
             if by is None:
                 continue
             score = EXPLAINED_CAP
@@ -697,7 +697,7 @@ def _explains(stronger: Match, weaker: Match) -> bool:
     measurably better (see :meth:`ImageModality.explain_away`)."""
     a, b = _query_region(stronger), _query_region(weaker)
     inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    smaller = min(max(1e-9, (a[2] - a[0]) * (a[3] - a[1])), max(1e-9, (b[2] - b[0]) * (b[3] - b[1])))
+    smaller = max(1e-9, min((r[2] - r[0]) * (r[3] - r[1]) for r in (a, b)))
     if inter / smaller < EXPLAIN_MIN_OVERLAP:
         return False
     s, w = stronger.extra["image"], weaker.extra["image"]
