@@ -2,7 +2,7 @@
 """Source-code copy detection on IR-Plag, through the shared harness, beside the peers.
 
 Runs ``../shared/bench/code/run_peers.py`` with copyscope plugged in as
-``copyscope compare --all-pairs {dir} --format tsv`` (once per task), plus the
+``cd {dir} && copyscope compare --all-pairs . --format tsv`` (once per task), plus the
 peers that are installed (``bash ../shared/bench/code/setup_peers.sh`` installs
 Dolos, copydetect and SIM under /tmp), and prints the harness's table: AUC, AP,
 per-level AUC (L1–L6) and wall time. ``--timing`` also runs all 467 files
@@ -35,8 +35,10 @@ def main() -> int:
     ap.add_argument("--timing", action="store_true", help="also time 467 files all-vs-all (--single-group)")
     args = ap.parse_args()
     exe = Path(sys.executable).with_name("copyscope")
-    # exit 1 means "copies found" (docs/cli.md), not failure, for the harness
-    ours = f"copyscope={exe} --quiet compare --all-pairs {{dir}} --format tsv || [ $? -eq 1 ]"
+    # exit 1 means "copies found" (docs/cli.md), not failure, for the harness.
+    # Run inside the task's directory, as a user would: units are then named by
+    # their file names, and the harness parses 108,811 short lines, not long ones.
+    ours = f"copyscope=cd {{dir}} && {exe} --quiet compare --all-pairs . --format tsv || [ $? -eq 1 ]"
     base = [sys.executable, str(HARNESS), str(DATASET), "--cmd", ours, "--tools", args.peers]
     rc = subprocess.run(base).returncode
     if args.timing:

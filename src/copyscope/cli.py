@@ -240,6 +240,7 @@ def compare(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold in [0, 1] (default 0.5)."),
     report: Optional[Path] = typer.Option(None, "--report", help="A B only: write the HTML evidence report."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="A B only: write the evidence bundle."),
+    jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="With --pairs/--all-pairs: processes that read and fingerprint the files (128 or more); 0: one per core."),
 ) -> None:
     """Compare files directly, without the registry."""
     c = _ctx(ctx)
@@ -249,11 +250,13 @@ def compare(
     if pairs is not None or all_pairs:
         if pairs is not None and all_pairs:
             raise UsageError("use either --pairs or --all-pairs, not both")
+        from copyscope.processes import auto_jobs  # noqa: PLC0415
+        jobs = jobs or auto_jobs()
         if pairs is not None:
-            scores, errors = api.compare_pairs(api.read_pairs_file(pairs), settings, modalities, c.progress())
+            scores, errors = api.compare_pairs(api.read_pairs_file(pairs), settings, modalities, c.progress(), jobs=jobs)
         else:
             scores, errors = api.compare_all(paths, settings, modalities, unit=unit.value, progress=c.progress(),
-                                             background=background)
+                                             background=background, jobs=jobs)
         c.warn_errors(errors.values())
         thr = settings.threshold if settings.threshold is not None else 0.5
         fmt = c.fmt(fmt)

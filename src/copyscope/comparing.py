@@ -10,7 +10,7 @@ unit's score is its best file pair, and its evidence is that pair's passages.
 """
 from __future__ import annotations
 
-from itertools import combinations
+from itertools import combinations, repeat
 
 import numpy as np
 from pathlib import Path
@@ -19,6 +19,7 @@ from typing import NamedTuple, Sequence
 from copyscope.errors import CopyscopeError, InputError, UsageError
 from copyscope.evidence import InputRecord, Result
 from copyscope.archives import ArchiveCache, is_archive
+from copyscope.fingerprint_pool import fingerprint_all
 from copyscope.ingest import archive_members, expand_paths, read_path, walk
 from copyscope.model import Match
 from copyscope.plugins import Fingerprints, Modality, fingerprint
@@ -113,15 +114,14 @@ def read_pairs_file(path: Path) -> list[tuple[str, str]]:
 
 
 def compare_pairs(pairs: Sequence[tuple[str, str]], settings: Settings, modalities: dict[str, Modality],
-                  progress: Progress | None = None) -> tuple[list[PairScore], dict[str, str]]:
-    """Score listed pairs; unreadable files score 0 and are reported in the errors."""
+                  progress: Progress | None = None, jobs: int = 1) -> tuple[list[PairScore], dict[str, str]]:
+    """Score listed pairs; unreadable files score 0 and are reported in the errors.
+    ``jobs`` > 1 fingerprints many files in that many forked processes (same result)."""
     progress = progress or NullProgress()
     docs = _Docs(settings, modalities)
     paths = sorted({p for pair in pairs for p in pair})
     progress.start(len(paths) + len(pairs), "comparing")
-    for p in paths:
-        docs.get(p)
-        progress.advance(1)
+    fingerprint_all(docs, paths, jobs, progress)
     refs = sorted({b for _, b in pairs if b in docs.docs})
     stats = MemoryStats([docs.docs[b][1] for b in refs], [fp for _, fp in docs.docs.values()])
     out = []
@@ -170,12 +170,13 @@ def _batch_matrix(docs: "_Docs") -> tuple[Modality, dict[str, int], np.ndarray] 
 
 def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dict[str, Modality], *,
                 unit: str = "file", progress: Progress | None = None,
-                background: bool = True) -> tuple[list[PairScore], dict[str, str]]:
+                background: bool = True, jobs: int = 1) -> tuple[list[PairScore], dict[str, str]]:
     """Score every pair of units (i < j, in sorted order).
 
     ``background``: where every unit was batch-scored by a modality that judges
     a run as a whole (``relative_to_run``: code), each score is taken relative
-    to what the run's pairs typically share (docs/code-engine.md)."""
+    to what the run's pairs typically share (docs/code-engine.md). ``jobs`` > 1
+    fingerprints many files in that many forked processes (same result)."""
     progress = progress or NullProgress()
     skipped: list[str] = []
     units = units_of(paths, unit, settings, skipped)
@@ -186,9 +187,7 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
     names = sorted(units)
     n_pairs = len(names) * (len(names) - 1) // 2
     progress.start(len(all_files) + n_pairs, "comparing")
-    for f in all_files:
-        docs.get(f)
-        progress.advance(1)
+    fingerprint_all(docs, all_files, jobs, progress)
     batch = _batch_matrix(docs)
     errors = {**{s: s for s in skipped}, **docs.errors}
     covered = batch is not None and all(f in batch[1] for n in names for f in units[n])
@@ -201,8 +200,9 @@ def compare_all(paths: Sequence[str | Path], settings: Settings, modalities: dic
         values = sym[ii, jj] if relative is None else relative(sym[ii, jj])
         progress.advance(len(ii))
         progress.stop()
-        return ([PairScore(names[i], names[j], float(v), None)
-                 for i, j, v in zip(ii.tolist(), jj.tolist(), values.tolist())], errors)
+        # _make over a zip: 100,000s of pairs without a Python frame per tuple.
+        return (list(map(PairScore._make, zip(map(names.__getitem__, ii.tolist()), map(names.__getitem__, jj.tolist()),
+                                               values.tolist(), repeat(None)))), errors)
     batch_index, batch_scores = (batch[1], batch[2]) if batch is not None else ({}, None)
     stats = MemoryStats([fp for _, fp in docs.docs.values()])
     out = []
