@@ -136,6 +136,8 @@ def main() -> int:
         log(f"    gc --compact: {summary['compact_s']} s")
 
     from copyscope import api  # noqa: PLC0415
+    from copyscope.processes import keep_freed_memory  # noqa: PLC0415
+    keep_freed_memory()          # as the CLI and the service's workers do (copyscope/processes.py)
     settings = api.Settings.resolve(home)
     ws = api.open_workspace(settings)
     n_images = ws.registry.artifact_count("image")

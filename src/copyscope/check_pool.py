@@ -18,7 +18,7 @@ from pathlib import Path
 
 from copyscope.evidence import Result
 from copyscope.ingest import FoundFile
-from copyscope.processes import die_with_parent
+from copyscope.processes import die_with_parent, keep_freed_memory
 from copyscope.progress import Progress
 from copyscope.settings import Settings
 
@@ -31,6 +31,7 @@ _worker = None          # (workspace, base fingerprints, media) in a worker proc
 def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None:
     global _worker
     die_with_parent(parent)
+    keep_freed_memory()
     signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the parent decides
     from copyscope.workspace import Workspace  # noqa: PLC0415
     ws = Workspace(settings)

@@ -366,6 +366,8 @@ _install_ledger_commands()
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point: every failure becomes one line on stderr and a documented exit code."""
+    from copyscope.processes import keep_freed_memory  # noqa: PLC0415
+    keep_freed_memory()
     try:
         rc = app(args=argv, standalone_mode=False)
         return rc if isinstance(rc, int) else 0

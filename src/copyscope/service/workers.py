@@ -48,8 +48,9 @@ def listening_socket(host: str, port: int, *, reuse_port: bool) -> socket.socket
 
 
 def _worker(host: str, port: int, uvicorn_options: dict[str, Any], parent: int) -> None:
-    from copyscope.processes import die_with_parent  # noqa: PLC0415
+    from copyscope.processes import die_with_parent, keep_freed_memory  # noqa: PLC0415
     die_with_parent(parent)
+    keep_freed_memory()
     import uvicorn  # noqa: PLC0415
     sock = listening_socket(host, port, reuse_port=True)
     config = uvicorn.Config("copyscope.service.app:app_from_environment", factory=True, **uvicorn_options)
