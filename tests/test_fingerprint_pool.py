@@ -118,3 +118,16 @@ def test_cli_jobs_flag(cli, corpus):
     assert code_one == code_two == 2                    # junk.c is reported: exit 2
     assert "junk.c" in err
     assert out_two == out_one and len(out_one.splitlines()) == (N_FILES + 2) * (N_FILES + 1) // 2    # with junk.c, empty.java
+
+
+def test_an_interrupted_run_ends_and_reaps_its_children(corpus, setup, monkeypatch):
+    settings, modalities = setup
+    before = _children()
+
+    def interrupted(docs, paths, progress):
+        raise KeyboardInterrupt             # Ctrl-C while the parent reads its own stripe
+
+    monkeypatch.setattr(fingerprint_pool, "_fingerprint_here", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        api.compare_all([corpus], settings, modalities, jobs=2)
+    assert _children() <= before

@@ -24,7 +24,7 @@ import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from copyscope.processes import die_with_parent
 from copyscope.progress import Progress
@@ -50,7 +50,7 @@ def _fingerprint_stripe(docs: _Docs, paths: Sequence[str]) -> bytes:
     return pickle.dumps((found, mine.errors), protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def _fork_stripe(docs: _Docs, paths: Sequence[str]) -> tuple[int, int]:
+def _fork_stripe(docs: _Docs, paths: Sequence[str]) -> tuple[int, BinaryIO]:
     """Start a child on ``paths``; returns (pid, read end of its pipe)."""
     parent = os.getpid()
     read, write = os.pipe()
@@ -60,7 +60,7 @@ def _fork_stripe(docs: _Docs, paths: Sequence[str]) -> tuple[int, int]:
         pid = os.fork()
     if pid:
         os.close(write)
-        return pid, read
+        return pid, os.fdopen(read, "rb")
     status = 1
     try:
         os.close(read)
@@ -74,9 +74,9 @@ def _fork_stripe(docs: _Docs, paths: Sequence[str]) -> tuple[int, int]:
         os._exit(status)     # no atexit handlers, no flushing of the parent's buffers
 
 
-def _collect(pid: int, read: int) -> tuple[dict[str, tuple[str, Any]], dict[str, str]] | None:
+def _collect(pid: int, pipe: BinaryIO) -> tuple[dict[str, tuple[str, Any]], dict[str, str]] | None:
     """The child's results, or None when it died or sent something unreadable."""
-    with os.fdopen(read, "rb") as pipe:
+    with pipe:
         data = pipe.read()
     _, status = os.waitpid(pid, 0)
     if status != 0:
@@ -92,13 +92,13 @@ def fingerprint_all(docs: _Docs, paths: Sequence[str], jobs: int, progress: Prog
     processes when there are enough paths to be worth it. The parent takes the
     first contiguous stripe, each forked child one of the others (an archive's
     members are neighbours in sorted order, so mostly one process opens it)."""
-    jobs = min(jobs, len(paths) // (MIN_FILES // 2))
+    jobs = min(jobs, len(paths) // (MIN_FILES // 2))      # at least 64 files a process
     if jobs < 2 or len(paths) < MIN_FILES or not can_fork():
         _fingerprint_here(docs, paths, progress)
         return
     size = -(-len(paths) // jobs)
     stripes = [paths[i:i + size] for i in range(0, len(paths), size)]
-    children: list[tuple[Sequence[str], int, int]] = []
+    children: list[tuple[Sequence[str], int, BinaryIO]] = []
     try:
         # A child's garbage collector must not write to every inherited object
         # (each write copies a shared page): it sees them as permanent.
@@ -110,8 +110,9 @@ def fingerprint_all(docs: _Docs, paths: Sequence[str], jobs: int, progress: Prog
             gc.unfreeze()
         _fingerprint_here(docs, stripes[0], progress)
         while children:
-            stripe, pid, read = children.pop(0)
-            got = _collect(pid, read)
+            stripe, pid, pipe = children[0]
+            got = _collect(pid, pipe)
+            children.pop(0)                  # reaped: nothing left to clean up for it
             if got is None:                  # killed, out of memory, an unpicklable fingerprint
                 _fingerprint_here(docs, stripe, progress)
                 continue
@@ -120,12 +121,12 @@ def fingerprint_all(docs: _Docs, paths: Sequence[str], jobs: int, progress: Prog
             docs.errors.update(errors)
             progress.advance(len(stripe))
     finally:
-        for _, pid, read in children:        # interrupted: end and reap the children left
-            os.close(read)
+        for _, pid, pipe in children:        # interrupted: end and reap the children left
+            pipe.close()                     # a no-op if _collect closed it
             try:
                 os.kill(pid, signal.SIGTERM)
                 os.waitpid(pid, 0)
-            except ChildProcessError:
+            except (ProcessLookupError, ChildProcessError):
                 pass
 
 
