@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import signal
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -18,7 +17,7 @@ from pathlib import Path
 
 from copyscope.evidence import Result
 from copyscope.ingest import FoundFile
-from copyscope.processes import die_with_parent, keep_freed_memory
+from copyscope.processes import become_worker, keep_freed_memory
 from copyscope.progress import Progress
 from copyscope.settings import Settings
 
@@ -30,9 +29,8 @@ _worker = None          # (workspace, base fingerprints, media) in a worker proc
 
 def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None:
     global _worker
-    die_with_parent(parent)
+    become_worker(parent)
     keep_freed_memory()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the parent decides
     from copyscope.workspace import Workspace  # noqa: PLC0415
     ws = Workspace(settings)
     _worker = (ws, ws._base_fingerprints(base), media)

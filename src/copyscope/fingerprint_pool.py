@@ -26,7 +26,7 @@ import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from copyscope.processes import die_with_parent
+from copyscope.processes import become_worker
 from copyscope.progress import Progress
 
 if TYPE_CHECKING:
@@ -64,8 +64,7 @@ def _fork_stripe(docs: _Docs, paths: Sequence[str]) -> tuple[int, BinaryIO]:
     status = 1
     try:
         os.close(read)
-        die_with_parent(parent)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)     # Ctrl-C reaches the whole group: the parent decides
+        become_worker(parent)
         sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - the child ends with os._exit
         with os.fdopen(write, "wb") as out:
             out.write(_fingerprint_stripe(docs, paths))

@@ -31,6 +31,14 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def become_worker(parent: int) -> None:
+    """A worker that computes for ``parent`` (``check --jobs``, a compare's
+    forked child): ends with it, and leaves Ctrl-C, which reaches the whole
+    process group, to it."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def keep_freed_memory() -> None:
     """Let glibc's malloc keep and reuse freed blocks of up to 32 MiB (and up to
     128 MiB of free heap) instead of handing each back to the kernel.
