@@ -7,7 +7,7 @@ common copying is in the case at hand; any prior turns it into a probability.
 This script scores IR-Plag's 460 labelled pairs with the code engine, fits an
 isotonic (pool-adjacent-violators) map score → P(copied) with add-one smoothing
 per block, divides out the dataset's prior odds, and writes the knots to
-``src/copyscope/code/calibration-v7.json``. It also reports how well the map
+``src/copyscope/code/calibration-v8.json``. It also reports how well the map
 generalises, fitting on six cases and testing on the seventh (Brier score and
 expected calibration error, raw score vs calibrated).
 
@@ -27,7 +27,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("COPYSCOPE_SHARED", REPO.parent / "shared"))
 DATASET = SHARED / "bench_data/code/ir_plag/IR-Plag-Dataset"
-OUT = REPO / "src/copyscope/code/calibration-v7.json"
+OUT = REPO / "src/copyscope/code/calibration-v8.json"
 
 
 def labelled_pairs() -> tuple[list[str], list[tuple[int, int, int, str]]]:
@@ -118,7 +118,7 @@ def main() -> int:
         print(f"{k['score']:8.3f} {k['likelihood_ratio']:8.3f} {k['pairs']:6d}")
     if args.write:
         OUT.write_text(json.dumps({
-            "table": "code.segments/v7 on IR-Plag (460 labelled Java pairs)",
+            "table": "code.segments/v8 on IR-Plag (460 labelled Java pairs)",
             "method": "isotonic regression (PAV), add-one smoothing per block, prior odds divided out",
             "knots": knots}, indent=1) + "\n")
         print(f"wrote {OUT}")

@@ -16,7 +16,7 @@ SAMPLE = (Path(__file__).parent / "code_samples" / "c" / "stats.c").read_bytes()
 
 
 def test_table_is_sorted_and_monotone():
-    knots = json.loads(resources.files("copyscope.code").joinpath("calibration-v7.json").read_text())["knots"]
+    knots = json.loads(resources.files("copyscope.code").joinpath("calibration-v8.json").read_text())["knots"]
     scores = [k["score"] for k in knots]
     lrs = [k["likelihood_ratio"] for k in knots]
     assert scores == sorted(scores) and len(knots) >= 3

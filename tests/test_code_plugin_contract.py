@@ -264,6 +264,9 @@ def test_a_respaced_message_is_the_same_literal_and_a_recased_one_is_not():
     # Blanks just inside the quotes are layout too: "Underweight " is "Underweight".
     assert _literal('" Underweight  "') == _literal('"Underweight"') == '"Underweight"'
     assert _literal("'a b'") == "'a b'" and _literal('""') == '""' and _literal('" "') == '""'
+    # A blank before punctuation is layout: "Enter feet : " is "Enter feet:".
+    assert _literal('"Enter feet : "') == _literal('"Enter feet:"') == '"Enter feet:"'
+    assert _literal('"a , b ; c . d ! e ?"') == '"a, b; c. d! e?"'
     original = _fp("a.java", MESSAGES)
     assert CodeModality().verify(_fp("b.java", RESPACED), original).signals["literals"] == 1.0
     # Case is the author's: independent solutions of one exercise differ in it
@@ -311,3 +314,20 @@ def test_braces_and_empty_for_parts_do_not_change_the_statements():
 def test_a_python_condition_in_parentheses_is_not_cut_from_its_line():
     doc = _fp("a.py", b"def f(a, b):\n    if (a) and b:\n        return 1\n    else:\n        return 2\n")
     assert doc.segments["if ( I ) and I :"] == 1 and doc.segments["else :"] == 1
+
+
+def test_a_declaration_list_is_its_declarations():
+    """``double w, f, h;`` declares what three ``double`` statements do: a copier
+    who gathers scattered declarations into one list (IR-Plag L3) keeps them."""
+    from copyscope.code.plugin import _declaration_parts
+    assert _declaration_parts("double I , I , I") == ["double I"] * 3
+    assert _declaration_parts("int I = N , I = I ( I , I ) , I") == ["int I = N", "int I = I ( I , I )", "int I"]
+    assert _declaration_parts("char * I , * I") == ["char * I", "char * I"]      # the star is the declarator's
+    assert _declaration_parts("int I [ N ] , I") == ["int I [ N ]", "int I"]
+    assert _declaration_parts("I < I > I , I") == ["I < I > I", "I < I > I"]
+    for other in ("return I , I", "I ( I , I )", "I , I = I , I", "for ( int I = N , I = N ; I < I ; I ++ )",
+                  'I . I . I ( "a , b" , I )', 'print "x , y" , I', "int I"):
+        assert _declaration_parts(other) == [other]
+    listed = _fp("a.c", b"int f(int n) {\n  int i, s = 0;\n  for (i = 0; i < n; i++) s += i;\n  return s;\n}\n")
+    scattered = _fp("b.c", b"int f(int n) {\n  int s = 0;\n  int i;\n  for (i = 0; i < n; i++) s += i;\n  return s;\n}\n")
+    assert listed.segments == scattered.segments

@@ -1,7 +1,7 @@
 """Code scores as likelihood ratios (the strength-of-evidence measure forensic
 examiners report): LR = P(score | copied) / P(score | independent).
 
-The table ships with the code (``calibration-v7.json``, written by
+The table ships with the code (``calibration-v8.json``, written by
 ``benchmarks/code_calibrate.py``), so an exhibit's LR never depends on the
 registry it was found in. Any prior turns it into a probability:
 ``p = LR·π / (LR·π + 1 − π)``.
@@ -16,7 +16,7 @@ from importlib import resources
 
 @functools.cache
 def _table() -> tuple[str, list[float], list[float]]:
-    raw = json.loads(resources.files("copyscope.code").joinpath("calibration-v7.json").read_text("utf-8"))
+    raw = json.loads(resources.files("copyscope.code").joinpath("calibration-v8.json").read_text("utf-8"))
     knots = raw["knots"]
     return raw["table"], [k["score"] for k in knots], [k["likelihood_ratio"] for k in knots]
 
