@@ -453,6 +453,21 @@ def test_compare_all_pairs_unit_dir(cli, samples, tmp_path, clean_env):
     assert scores[frozenset(("bob", "carol"))] < 0.5
 
 
+def test_compare_all_pairs_min_score_drops_only_lower_pairs(cli, samples, tmp_path, clean_env):
+    d = tmp_path / "mixed"
+    d.mkdir()
+    for sub in ("registered", "suspects"):
+        for f in sorted((samples / sub).glob("*.txt"))[:4]:
+            shutil.copyfile(f, d / f"{sub}_{f.name}")
+    rc, out, err = cli("compare", "--all-pairs", d, "--format", "tsv", home=None)
+    rc_min, out_min, err_min = cli("compare", "--all-pairs", d, "--format", "tsv", "--min-score", "0.05", home=None)
+    assert rc_min == rc, err_min                      # the exit code still reads every pair
+    kept = [ln for ln in out.splitlines() if float(ln.split("\t")[2]) >= 0.05]
+    assert out_min.splitlines() == kept and 0 < len(kept) < len(out.splitlines())
+    rc, _, err = cli("compare", "--all-pairs", d, "--min-score", "1.5", home=None)
+    assert rc == 2 and "--min-score" in err
+
+
 def test_compare_pairs_and_all_pairs_together_is_usage_error(cli, samples, tmp_path, clean_env):
     pf = tmp_path / "p.tsv"
     pf.write_text(f"{samples / 'registered' / 'en_soil.txt'}\t{samples / 'registered' / 'zh_tea.txt'}\n")

@@ -241,12 +241,15 @@ def compare(
     report: Optional[Path] = typer.Option(None, "--report", help="A B only: write the HTML evidence report."),
     bundle: Optional[Path] = typer.Option(None, "--bundle", help="A B only: write the evidence bundle."),
     jobs: int = typer.Option(0, "--jobs", "-j", min=0, help="With --pairs/--all-pairs: processes that read and fingerprint the files (128 or more); 0: one per core."),
+    min_score: float = typer.Option(0.0, "--min-score", help="With --pairs/--all-pairs: print only pairs whose score, as printed (4 decimals), is at least this; 0 prints every pair."),
 ) -> None:
     """Compare files directly, without the registry."""
     c = _ctx(ctx)
     paths = paths or []
     settings = _with_threshold(c.settings, threshold)
     modalities = api.load_modalities(c.settings)
+    if not 0.0 <= min_score <= 1.0:
+        raise UsageError(f"--min-score must be between 0 and 1, not {min_score}")
     if pairs is not None or all_pairs:
         if pairs is not None and all_pairs:
             raise UsageError("use either --pairs or --all-pairs, not both")
@@ -259,6 +262,13 @@ def compare(
                                              background=background, jobs=jobs)
         c.warn_errors(errors.values())
         thr = settings.threshold if settings.threshold is not None else 0.5
+        exit_code = 2 if errors else (EXIT_MATCH if any(s.score >= thr for s in scores) else EXIT_NO_MATCH)
+        if min_score > 0:
+            # A 100,000-pair run is mostly pairs that share nothing; a tool reading
+            # the output treats a pair it does not see as 0. Compared as printed
+            # (rounded to 4 decimals), so --min-score 0.0001 drops exactly the 0.0000s.
+            cut = min_score - 0.00005
+            scores = [s for s in scores if s.score >= cut]
         fmt = c.fmt(fmt)
         if fmt is Format.tsv:
             _write_lines(pairs_tsv(scores))
@@ -267,7 +277,7 @@ def compare(
                        "errors": errors})
         else:
             pairs_table(c.out, scores, thr)
-        raise typer.Exit(2 if errors else (EXIT_MATCH if any(s.score >= thr for s in scores) else EXIT_NO_MATCH))
+        raise typer.Exit(exit_code)
     if len(paths) != 2:
         raise UsageError("compare takes two files (A B), or --pairs FILE, or --all-pairs PATH...")
     result = api.compare(paths[0], paths[1], settings, modalities)
