@@ -234,12 +234,14 @@ def _canonical(statement: str) -> list[str]:
 
 def _segments(tokens: CodeTokens) -> Counter[str]:
     """Statements, language-agnostically: cut at ``;``/``{``/``}`` and at line ends
-    outside brackets (Python, Go, Kotlin, Swift need no semicolons), then put in
-    canonical form (:func:`_canonical`)."""
+    outside brackets (Python, Go, Kotlin, Swift need no semicolons), declaration
+    lists split (:func:`_declaration_parts`), then put in canonical form
+    (:func:`_canonical`)."""
     out: Counter[str] = Counter()
     for statement, n in _statements(tokens).items():
-        for form in _canonical(statement):
-            out[form] += n
+        for declared in (_declaration_parts(statement) if " , " in statement else (statement,)):
+            for form in _canonical(declared):
+                out[form] += n
     return out
 
 
@@ -281,7 +283,7 @@ def _statements(tokens: CodeTokens) -> Counter[str]:
                 cur = []
     if cur:
         out[" ".join(cur)] += 1
-    return _split_declaration_lists(out)
+    return out
 
 
 # What may end a declaration's type: a (normalised) type name, a primitive, or
@@ -295,26 +297,24 @@ _NOT_TYPES = frozenset({"return", "throw", "yield", "print", "echo", "delete", "
 _NESTS = {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}
 
 
-def _split_declaration_lists(statements: Counter[str]) -> Counter[str]:
-    """``T a, b = e, c`` becomes ``T a``, ``T b = e`` and ``T c``: declaring
-    several names in one statement is layout, and a copier who gathers scattered
-    declarations into one list (IR-Plag L3) keeps every one of them."""
-    out: Counter[str] = Counter()
-    for statement, n in statements.items():
-        for part in _declaration_parts(statement):
-            out[part] += n
-    return out
-
-
 def _declaration_parts(statement: str) -> list[str]:
-    if " , " not in statement:
+    """``T a, b = e, c`` as ``T a``, ``T b = e`` and ``T c``; any other statement
+    as itself. Declaring several names in one statement is layout, and a copier
+    who gathers scattered declarations into one list (IR-Plag L3) keeps every
+    one of them."""
+    comma = statement.find(" , ")
+    if comma < 0:
         return [statement]
-    toks = statement.split(" ")     # literal tokens may hold blanks: only the prefix is read by position
-    # the declared name: the first ``I`` followed by ``,`` or ``=`` with a type before it
-    for i, tok in enumerate(toks):
+    # The first declared name comes before the first comma: only that head is
+    # read token by token (literal tokens may hold blanks; none can be in it
+    # before the name). The name is the first ``I`` after a type and before
+    # ``,``, ``=`` or ``[``.
+    toks = statement[:comma].split(" ")
+    toks.append(",")
+    for i, tok in enumerate(toks[:-1]):
         if tok in ("(", "=", "{", ";") or tok in _NOT_TYPES:
             return [statement]
-        if tok == "I" and i > 0 and i + 1 < len(toks) and toks[i + 1] in (",", "=", "[") and toks[i - 1] in _TYPE_ENDS:
+        if tok == "I" and i > 0 and toks[i + 1] in (",", "=", "[") and toks[i - 1] in _TYPE_ENDS:
             break
     else:
         return [statement]
@@ -338,7 +338,7 @@ def _declaration_parts(statement: str) -> list[str]:
 
 
 _WORD = re.compile(r"\w+")
-_SPACE_BEFORE_PUNCT = re.compile(r" ([:;,.!?])")
+_SPACE_BEFORE_PUNCT = re.compile(r" (?=[:;,.!?])")   # no group to substitute: 4x faster
 
 
 def _literal(text: str) -> str:
@@ -348,7 +348,9 @@ def _literal(text: str) -> str:
     every level's AUC rose by ~0.005; trimming lifted L2 0.964 → 0.974). Case is
     kept: independent solutions of one exercise differ in it more often than
     copies do, and folding it lowered every level (L6 0.81 → 0.68)."""
-    text = _SPACE_BEFORE_PUNCT.sub(r"\1", " ".join(text.split()))
+    text = " ".join(text.split())
+    if " " in text:
+        text = _SPACE_BEFORE_PUNCT.sub("", text)
     quote = text[:1]
     if len(text) >= 2 and quote in ("\"", "'", "`") and text.endswith(quote):
         return quote + text[1:-1].strip() + quote
