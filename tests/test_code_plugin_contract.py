@@ -331,3 +331,18 @@ def test_a_declaration_list_is_its_declarations():
     listed = _fp("a.c", b"int f(int n) {\n  int i, s = 0;\n  for (i = 0; i < n; i++) s += i;\n  return s;\n}\n")
     scattered = _fp("b.c", b"int f(int n) {\n  int s = 0;\n  int i;\n  for (i = 0; i < n; i++) s += i;\n  return s;\n}\n")
     assert listed.segments == scattered.segments
+
+
+def test_a_rewrapped_expression_is_the_same_statement():
+    """Breaking a long expression after an operator, or before ``.``/``&&``,
+    is layout: the statement is the same as on one line."""
+    one = _fp("a.java", b"class A { double f(double w, double h) {\n"
+                        b"  double bmi = w * 0.45 / (h * h) - 1;\n"
+                        b"  boolean ok = bmi > 18 && bmi < 25;\n"
+                        b"  String s = Integer.toString(7).trim();\n  return bmi; } }\n")
+    wrapped = _fp("b.java", b"class A { double f(double w, double h) {\n"
+                            b"  double bmi = w * 0.45 /\n      (h * h) -\n      1;\n"
+                            b"  boolean ok = bmi > 18\n      && bmi < 25;\n"
+                            b"  String s = Integer.toString(7)\n      .trim();\n  return bmi; } }\n")
+    assert wrapped.segments == one.segments
+    assert one.segments["double I = I * N / ( I * I ) - N"] == 1

@@ -50,7 +50,15 @@ _FEATURES_MAGIC = b"CSCODEF1"
 _SEG_SALT = 0x5345_4753_0001
 _LIT_SALT = 0x4C49_5453_0002
 _OPENERS, _CLOSERS = {"(", "["}, {")", "]"}
-_CONTINUES = {"(", ",", "+", "=", "&&", "||"}
+# A line that ends in a binary operator (or an opening bracket, a comma) goes
+# on; ``:`` does not (a Python header ends in it). ``*`` and ``&`` are left out:
+# C's ``char *`` may end a line before its name, and the statement is cut at
+# ``;`` there anyway.
+_CONTINUES = {"(", ",", "+", "-", "/", "%", "=", "==", "!=", "<", "<=", ">=", "&&", "||", "and", "or",
+              "?", "+=", "-=", "*=", "/=", "|", "^", "<<", ">>", ".", "->", "?:", "??"}
+# ... and so does the line before one that starts with a member access or a
+# boolean operator (``foo\n    .bar()``, ``a\n    && b``): no statement starts so.
+_LEADING_CONTINUES = {".", "?.", "&&", "||", "?", "??", "->"}
 _HEADERS = {"if", "while", "for", "switch", "catch", "foreach"}   # keywords whose ``( … )`` ends a header
 
 
@@ -258,7 +266,7 @@ def _statements(tokens: CodeTokens) -> Counter[str]:
     in_header = False
     headers = _HEADERS if tokens.language != "python" else ()   # a Python body follows a colon
     for norm, text, kind, line in zip(tokens.norm, tokens.text, tokens.kinds.tolist(), tokens.lines.tolist()):
-        if depth == 0 and cur and line != last_line and cur[-1] not in _CONTINUES:
+        if depth == 0 and cur and line != last_line and cur[-1] not in _CONTINUES and norm not in _LEADING_CONTINUES:
             out[" ".join(cur)] += 1
             cur = []
         last_line = line
