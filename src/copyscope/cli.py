@@ -247,9 +247,9 @@ def compare(
     c = _ctx(ctx)
     paths = paths or []
     settings = _with_threshold(c.settings, threshold)
-    modalities = api.load_modalities(c.settings)
     if not 0.0 <= min_score <= 1.0:
         raise UsageError(f"--min-score must be between 0 and 1, not {min_score}")
+    modalities = api.load_modalities(c.settings)
     if pairs is not None or all_pairs:
         if pairs is not None and all_pairs:
             raise UsageError("use either --pairs or --all-pairs, not both")
