@@ -108,11 +108,9 @@ class CodeDoc:
         self.tokens = tokenize_code(artifact.data, language, path=artifact.origin)
         self.language = self.tokens.language
         # Statements and literals read named constants as their literals.
-        inlined = inline_constants(self.tokens)
-        self.segments: Counter[str] = _segments(inlined)
+        self.literals: Counter[str] = Counter()
+        self.segments: Counter[str] = _segments(inline_constants(self.tokens), self.literals)
         self.comments: Counter[str] = _comment_lines(self.tokens)
-        self.literals: Counter[str] = Counter(
-            _literal(t) for t, k in zip(inlined.text, inlined.kinds) if k == KIND_STRING)
 
     @functools.cached_property
     def tokens(self) -> CodeTokens:   # only reached for a document loaded from its bags
@@ -240,20 +238,21 @@ def _canonical(statement: str) -> list[str]:
     return out
 
 
-def _segments(tokens: CodeTokens) -> Counter[str]:
+def _segments(tokens: CodeTokens, literals: Counter[str] | None = None) -> Counter[str]:
     """Statements, language-agnostically: cut at ``;``/``{``/``}`` and at line ends
     outside brackets (Python, Go, Kotlin, Swift need no semicolons), declaration
     lists split (:func:`_declaration_parts`), then put in canonical form
-    (:func:`_canonical`)."""
+    (:func:`_canonical`). Each string literal, as the statements read it, is
+    also counted into ``literals`` when it is given (the literal bag)."""
     out: Counter[str] = Counter()
-    for statement, n in _statements(tokens).items():
+    for statement, n in _statements(tokens, literals).items():
         for declared in (_declaration_parts(statement) if " , " in statement else (statement,)):
             for form in _canonical(declared):
                 out[form] += n
     return out
 
 
-def _statements(tokens: CodeTokens) -> Counter[str]:
+def _statements(tokens: CodeTokens, literals: Counter[str] | None = None) -> Counter[str]:
     """The statements as normalised token strings. A control header (``if (c)``,
     ``while (c)``, ``for (...)``, ``else``) is a statement of its own whether its
     body has braces or not: ``if (c) x = 1;`` and ``if (c) { x = 1; }`` are the
@@ -278,7 +277,13 @@ def _statements(tokens: CodeTokens) -> Counter[str]:
         if headers and depth == 0 and cur == ["else"] and norm != "if":
             out["else"] += 1              # ``else stmt;``: the body is a statement of its own
             cur = []
-        cur.append(_literal(text) if kind == KIND_STRING else norm)
+        if kind == KIND_STRING:
+            literal = _literal(text)
+            cur.append(literal)
+            if literals is not None:
+                literals[literal] += 1
+        else:
+            cur.append(norm)
         if norm in _OPENERS:
             if depth == 0 and len(cur) >= 2 and cur[-2] in headers and cur[:-2] in ([], ["else"]):
                 in_header = True
@@ -329,18 +334,18 @@ def _declaration_parts(statement: str) -> list[str]:
     while i > 1 and toks[i - 1] in ("*", "&"):      # ``char *p, *q``: the star is the declarator's
         i -= 1
     prefix = " ".join(toks[:i]) + " "
-    rest = statement[len(prefix):]
-    parts, depth, start = [], 0, 0
-    pieces = rest.split(" ")
-    pos = 0
-    for tok in pieces:
+    parts: list[str] = []
+    part: list[str] = []
+    depth = 0
+    for tok in statement[len(prefix):].split(" "):
         depth += _NESTS.get(tok, 0)
         if tok == "," and depth == 0:
-            parts.append(rest[start:pos].strip())
-            start = pos + 1
-        pos += len(tok) + 1
-    parts.append(rest[start:].strip())
-    if len(parts) < 2 or not all(p and (p.startswith("I") or p.startswith("*") or p.startswith("&")) for p in parts):
+            parts.append(" ".join(part))
+            part = []
+        else:
+            part.append(tok)
+    parts.append(" ".join(part))
+    if len(parts) < 2 or not all(p.startswith(("I", "*", "&")) for p in parts):
         return [statement]
     return [prefix + p for p in parts]
 
