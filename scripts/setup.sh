@@ -23,11 +23,17 @@ fi
 PY=${PYTHON:-python3}
 stamp=.venv/.copyscope-setup
 want=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+# pip byte-compiles a regular install but not an editable one; where
+# PYTHONDONTWRITEBYTECODE is set, every CLI start would then recompile src/
+# (about 40 ms of a 0.5 s `compare --all-pairs`). Only stale files are redone.
+compile_src() { .venv/bin/python -m compileall -q src >/dev/null; }
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/copyscope ]; then
+  compile_src
   exit 0
 fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test,bench]'
+compile_src
 echo "$want" > "$stamp"
 echo "copyscope installed in .venv ($(.venv/bin/copyscope version))"

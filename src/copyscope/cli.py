@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
+from functools import cached_property
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 
 from copyscope import __version__, api
 from copyscope.errors import EXIT_INTERNAL, EXIT_MATCH, EXIT_NO_MATCH, CopyscopeError, UsageError
+if TYPE_CHECKING:
+    from rich.console import Console
+
 from copyscope.render import (RichProgress, check_tsv, emit_json, pairs_table, pairs_tsv,
                               print_check_table, print_passages)
 
@@ -49,12 +52,22 @@ class Ctx:
         self.settings = api.Settings.resolve(home, **overrides)
         self.quiet = quiet
         self.json = json_out
-        self.out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+    # The consoles are made on first use: Rich costs ~25 ms to import, and a
+    # quiet TSV or JSON run (a harness calling compare thousands of times) never prints through it.
+    @cached_property
+    def out(self) -> Console:
+        from rich.console import Console  # noqa: PLC0415
+        return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+
+    @cached_property
+    def err(self) -> Console:
+        from rich.console import Console  # noqa: PLC0415
         # soft_wrap: a warning stays one line (grep-able) whatever the terminal width.
-        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        return Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(self) -> RichProgress:
-        return RichProgress(self.err, enabled=not self.quiet)
+        return RichProgress(None if self.quiet else self.err, enabled=not self.quiet)
 
     def fmt(self, fmt: Format) -> Format:
         return Format.json if self.json else fmt

@@ -1,30 +1,42 @@
-"""Terminal rendering for the CLI: tables, TSV, JSON and progress bars (Rich)."""
+"""Terminal rendering for the CLI: tables, TSV, JSON and progress bars (Rich).
+
+Rich is imported where a table, bar or markup is first drawn, not with this
+module: TSV and JSON output never need it."""
 from __future__ import annotations
 
 import json
 import sys
 import time
-from typing import Any, Iterable
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
+from typing import TYPE_CHECKING, Any, Iterable
 
 from copyscope.comparing import PairScore
 from copyscope.evidence import Result
 from copyscope.model import SIDE_CHANNELS, Match, Span
 
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
+
 SNIPPET = 240
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape  # noqa: PLC0415
+    return rich_escape(text)
+
+
+def _table(**kw: Any):  # noqa: ANN202
+    from rich.table import Table  # noqa: PLC0415
+    return Table(**kw)
 
 
 class RichProgress:
     """A progress bar that appears only when work runs longer than ``delay`` seconds
     and only on a terminal, so scripts and logs stay clean."""
 
-    def __init__(self, console: Console, *, enabled: bool = True, delay: float = 1.0) -> None:
+    def __init__(self, console: Console | None, *, enabled: bool = True, delay: float = 1.0) -> None:
         self.console = console
-        self.enabled = enabled and console.is_terminal
+        self.enabled = enabled and console is not None and console.is_terminal
         self.delay = delay
         self._bar: Progress | None = None
         self._task = None
@@ -41,6 +53,7 @@ class RichProgress:
         if not self.enabled:
             return
         if self._bar is None and time.monotonic() - self._t0 > self.delay:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn  # noqa: PLC0415
             self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeRemainingColumn(), console=self.console, transient=True)
             self._bar.start()
@@ -76,7 +89,7 @@ def print_check_table(console: Console, result: Result, *, passages: bool = True
     if not matches:
         console.print("No copies found above the threshold" + (" outside those files." if apart else "."))
         return
-    table = Table(title="Matches", show_lines=False)
+    table = _table(title="Matches", show_lines=False)
     for col in ("query", "work", "title", "owner", "licence", "score", "coverage", "passages"):
         table.add_column(col, overflow="fold")
     for m in matches:
@@ -98,7 +111,7 @@ def print_by_work(console: Console, matches: list[Match]) -> None:
         groups.setdefault(m.work.work_id if m.work else m.registered_path, []).append(m)
     if len(groups) < 2 and len(matches) < 2:
         return
-    table = Table(title="Findings by registered work")
+    table = _table(title="Findings by registered work")
     for col in ("work", "title", "owner", "licence", "files", "best score"):
         table.add_column(col, overflow="fold")
     for key, ms in sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0])):
@@ -190,7 +203,7 @@ def pairs_tsv(scores: Iterable[PairScore]) -> Iterable[str]:
 
 
 def pairs_table(console: Console, scores: list[PairScore], threshold: float) -> None:
-    table = Table(title="Pair scores")
+    table = _table(title="Pair scores")
     for col in ("A", "B", "score", "verdict", "passages"):
         table.add_column(col, overflow="fold")
     for s in sorted(scores, key=lambda s: -s.score):
