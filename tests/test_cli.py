@@ -636,3 +636,19 @@ def test_subprocess_binary_round_trip(cli, home, samples, tmp_path):
                                     str(samples / "registered" / "en_lighthouse.md")]
     rc, out, err = cli("check", samples / "suspects" / "innocent_zh.txt", subprocess=True)
     assert rc == 0, err
+
+
+def test_quiet_tsv_compare_loads_neither_rich_nor_pydantic(tmp_path):
+    """Start-up is half of a harness's `compare --all-pairs` call (docs/code-engine.md):
+    a quiet TSV run must not pay for Rich (drawing only) or pydantic (typer 0.29+)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    for i in range(3):
+        (tmp_path / f"f{i}.py").write_text(f"def f{i}(x):\n    return x * {i} + 1\n")
+    probe = ("import sys\nfrom copyscope.cli import main\n"
+             f"sys.argv = ['copyscope', '--quiet', 'compare', '--all-pairs', {str(tmp_path)!r}, '--format', 'tsv']\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print('LOADED', sorted(m for m in ('rich', 'pydantic') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert out.stdout.count("\t") == 6          # three pairs were printed
+    assert "LOADED []" in out.stdout, out.stdout + out.stderr

@@ -16,11 +16,11 @@ import typer
 
 from copyscope import __version__, api
 from copyscope.errors import EXIT_INTERNAL, EXIT_MATCH, EXIT_NO_MATCH, CopyscopeError, UsageError
-if TYPE_CHECKING:
-    from rich.console import Console
-
 from copyscope.render import (RichProgress, check_tsv, emit_json, pairs_table, pairs_tsv,
                               print_check_table, print_passages)
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   help="copyscope: register works, find copies, explain them with aligned evidence.")
@@ -54,7 +54,7 @@ class Ctx:
         self.json = json_out
 
     # The consoles are made on first use: Rich costs ~25 ms to import, and a
-    # quiet TSV or JSON run (a harness calling compare thousands of times) never prints through it.
+    # quiet TSV or JSON run never prints through it.
     @cached_property
     def out(self) -> Console:
         from rich.console import Console  # noqa: PLC0415
