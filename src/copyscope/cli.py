@@ -67,7 +67,7 @@ class Ctx:
         return Console(stderr=True, highlight=False, soft_wrap=True)
 
     def progress(self) -> RichProgress:
-        return RichProgress(None if self.quiet else self.err, enabled=not self.quiet)
+        return RichProgress(None if self.quiet else self.err)
 
     def fmt(self, fmt: Format) -> Format:
         return Format.json if self.json else fmt
@@ -369,7 +369,7 @@ def demo(ctx: typer.Context, out: Path = typer.Option(Path("demo-out"), "--out",
 
 
 def _click_exception() -> type:
-    """Typer ≥0.29 vendors Click privately; usage errors derive from this class."""
+    """The pinned typer (0.26 and later) vendors Click privately; usage errors derive from this class."""
     try:
         from typer._click.exceptions import ClickException  # noqa: PLC0415
     except ImportError:  # pragma: no cover - older typer with a real click

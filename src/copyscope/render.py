@@ -34,9 +34,9 @@ class RichProgress:
     """A progress bar that appears only when work runs longer than ``delay`` seconds
     and only on a terminal, so scripts and logs stay clean."""
 
-    def __init__(self, console: Console | None, *, enabled: bool = True, delay: float = 1.0) -> None:
-        self.console = console
-        self.enabled = enabled and console is not None and console.is_terminal
+    def __init__(self, console: Console | None, *, delay: float = 1.0) -> None:
+        self.console = console      # None: never a bar (--quiet)
+        self.enabled = console is not None and console.is_terminal
         self.delay = delay
         self._bar: Progress | None = None
         self._task = None
