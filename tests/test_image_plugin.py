@@ -195,7 +195,8 @@ def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
     fp = mod.fingerprint(Artifact(q.read_bytes(), origin=str(q)))
     reader = ws.reader("image")
     assert reader.candidates(fp.query_keys(), common_df=3, max_df=100, limit=3).doc_ids.size <= 3
-    near = ws._hamming_candidates(mod, fp, reader, mod.parameters())
+    params = mod.parameters()
+    near = ws._hamming_candidates(mod, fp, ws._global_codes(mod, reader, params), params)
     shas = ws.registry.artifact_sha256(near[:1])
     ref_sha = Artifact((reg / "p5.jpg").read_bytes(), origin="x").sha256
     assert shas[near[0]] == ref_sha

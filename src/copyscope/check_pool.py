@@ -17,7 +17,7 @@ from pathlib import Path
 
 from copyscope.evidence import Result
 from copyscope.ingest import FoundFile
-from copyscope.processes import become_worker, keep_freed_memory
+from copyscope.processes import become_worker, keep_freed_memory, no_helper_thread
 from copyscope.progress import Progress
 from copyscope.settings import Settings
 
@@ -31,6 +31,7 @@ def _init(settings: Settings, base: list[str], media: bool, parent: int) -> None
     global _worker
     become_worker(parent)
     keep_freed_memory()
+    no_helper_thread()            # one check per core already
     from copyscope.workspace import Workspace  # noqa: PLC0415
     ws = Workspace(settings)
     _worker = (ws, ws._base_fingerprints(base), media)

@@ -4,6 +4,13 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+A = TypeVar("A")
+B = TypeVar("B")
 
 # glibc mallopt(3) parameters
 _M_TRIM_THRESHOLD = -1
@@ -17,6 +24,55 @@ def auto_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:          # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+_helper: tuple[int, ThreadPoolExecutor] | None = None
+_helper_lock = threading.Lock()
+_helper_off = False
+
+
+def helper_thread() -> ThreadPoolExecutor | None:
+    """One background thread a single check overlaps its independent steps on
+    (the mirrored and the direct ORB run, the global-code scan and the index
+    lookup, the next candidate's keypoint fit and this one's photometric
+    check). Those steps are numerical code that releases the GIL, so a check
+    runs on two cores when it has them: a guard API answers one request
+    faster, instead of leaving a core idle between requests.
+
+    None on a one-core machine and in ``check --jobs`` workers
+    (:func:`no_helper_thread`), where every core already runs a check of its
+    own. A fresh thread after a fork: a pool does not survive one."""
+    global _helper
+    if _helper_off:
+        return None
+    pid = os.getpid()
+    if _helper is None or _helper[0] != pid:
+        if auto_jobs() < 2:
+            return None
+        with _helper_lock:
+            if _helper is None or _helper[0] != pid:
+                _helper = (pid, ThreadPoolExecutor(1, thread_name_prefix="copyscope-helper"))
+    return _helper[1]
+
+
+def both(first: Callable[[], A], second: Callable[[], B]) -> tuple[A, B]:
+    """``first()`` on this thread while the helper thread runs ``second()``.
+    When the helper has not started ``second`` by the time ``first`` is done
+    (it is busy with another check's work), this thread runs it too: a check
+    never waits for work queued behind someone else's, and a call from the
+    helper thread itself cannot deadlock."""
+    helper = helper_thread()
+    if helper is None:
+        return first(), second()
+    later = helper.submit(second)
+    a = first()
+    return a, (second() if later.cancel() else later.result())
+
+
+def no_helper_thread() -> None:
+    """Checks in this process run on one thread (see :func:`helper_thread`)."""
+    global _helper_off
+    _helper_off = True
 
 
 def die_with_parent(parent: int) -> None:

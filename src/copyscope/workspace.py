@@ -13,6 +13,7 @@ leaves every work either fully registered and indexed, or absent.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import functools
 import os
@@ -27,11 +28,12 @@ from copyscope import check_pool
 from copyscope.errors import CopyscopeError, InputError, StorageError, WorkspaceError
 from copyscope.code.triage import triage_reason
 from copyscope.evidence import InputRecord, Result
-from copyscope.index.inverted import DocKeys, IndexReader, Segment, merge_segments, write_segment
+from copyscope.index.inverted import Candidates, DocKeys, IndexReader, Segment, merge_segments, write_segment
 from copyscope.archives import ArchiveCache, is_archive
 from copyscope.ingest import FoundFile, expand_paths, read_found
 from copyscope.model import Artifact, Match, StoredArtifact
 from copyscope.plugins import Fingerprints, Modality, fingerprint, load_modalities
+from copyscope.processes import both
 from copyscope.progress import NullProgress, Progress
 from copyscope.settings import Settings
 from copyscope.stats import CachedStats
@@ -547,8 +549,20 @@ class Workspace:
         limit = min(self.settings.candidate_limit, int(params.get("candidate_limit", self.settings.candidate_limit)))
         pool = int(params.get("rerank_pool", 0)) if hasattr(modality, "rerank") else 0
         min_shared = int(params.get("min_shared_keys", 0))
-        cands = reader.candidates(fp.query_keys(), common_df=params.get("common_df", 3), max_df=max_df,
-                                  limit=max(limit, pool), count_shared=min_shared > 1)
+        keys = fp.query_keys()
+
+        def lookup() -> Candidates:
+            return reader.candidates(keys, common_df=params.get("common_df", 3), max_df=max_df,
+                                     limit=max(limit, pool), count_shared=min_shared > 1)
+        near: list[int] | None = None
+        if hasattr(modality, "global_codes"):
+            # Second candidate source: nearest global descriptors by Hamming distance
+            # (what survives blur, re-drawing and recolouring but leaves few keypoints),
+            # scanned on the helper thread while this one looks the keys up.
+            codes = self._global_codes(modality, reader, params)
+            cands, near = both(lookup, lambda: self._hamming_candidates(modality, fp, codes, params))
+        else:
+            cands = lookup()
         # Candidates that cannot score, dropped before paying for re-analysis:
         # indexed keys barely present (code, whose score is a containment), or
         # fewer shared indexed keys than a reportable passage carries (text).
@@ -559,11 +573,9 @@ class Workspace:
         rest = doc_ids[limit:] if pool else []
         doc_ids = doc_ids[:limit] if pool else doc_ids
         head = len(doc_ids)                   # the index's own top; re-ranked ones follow it
-        if hasattr(modality, "global_codes"):
-            # Second candidate source: nearest global descriptors by Hamming distance
-            # (what survives blur, re-drawing and recolouring but leaves few keypoints).
+        if near is not None:
             seen = set(doc_ids)
-            doc_ids += [i for i in self._hamming_candidates(modality, fp, reader, params) if i not in seen]
+            doc_ids += [i for i in near if i not in seen]
         if not doc_ids and not rest:
             return
         shas = self.registry.artifact_sha256(doc_ids + rest)
@@ -583,8 +595,10 @@ class Workspace:
             # Cheap scores first; only pairs that can pass are aligned for evidence.
             scores = modality.batch_scores([fp], [r for _, r in refs])[0]
             refs = [pair for pair, score in zip(refs, scores.tolist()) if score >= threshold]
-        verified = [(match, doc_id, ref) for doc_id, ref in refs
-                    if (match := modality.verify(fp, ref, stats)) is not None and match.score >= threshold]
+        prefetch = getattr(modality, "prefetch", None)
+        with prefetch(fp, [r for _, r in refs]) if prefetch is not None else contextlib.nullcontext():
+            verified = [(match, doc_id, ref) for doc_id, ref in refs
+                        if (match := modality.verify(fp, ref, stats)) is not None and match.score >= threshold]
         if hasattr(modality, "explain_away") and len(verified) > 1:
             # Registered variants of one picture all match its copy: the
             # modality weighs each match against the stronger ones.
@@ -623,18 +637,25 @@ class Workspace:
         paths = [w.path for w in works.get(doc_id, [])]
         return paths[0] if paths else shas[doc_id]
 
-    def _hamming_candidates(self, modality: Modality, fp: Fingerprints, reader: IndexReader,
-                            params: dict[str, Any]) -> list[int]:
-        """Brute-force Hamming scan over every registered global code: 16 bytes an
-        image, a few milliseconds at 100,000 images, exact (no recall lost to an
-        approximate index)."""
+    def _global_codes(self, modality: Modality, reader: IndexReader,
+                      params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+        """Every registered artifact's id and global codes, memoised per index
+        generation (read from the registry, so on the calling thread)."""
         generation = tuple(str(s.path) for s in reader.segments)
         cached = self._codes_cache.get(modality.name)
         if cached is None or cached[0] != generation:
             ids, codes = self.registry.global_codes(modality.name, int(params["code_width"]))
             codes = np.asfortranarray(codes)      # column-major: each code column is scanned alone
             cached = self._codes_cache[modality.name] = (generation, ids, codes)
-        _, ids, codes = cached
+        return cached[1], cached[2]
+
+    @staticmethod
+    def _hamming_candidates(modality: Modality, fp: Fingerprints, id_codes: tuple[np.ndarray, np.ndarray],
+                            params: dict[str, Any]) -> list[int]:
+        """Brute-force Hamming scan over every registered global code: 16 bytes an
+        image, a few milliseconds at 100,000 images, exact (no recall lost to an
+        approximate index)."""
+        ids, codes = id_codes
         if ids.shape[0] == 0:
             return []
         dist = np.atleast_2d(modality.code_distances(fp, codes))

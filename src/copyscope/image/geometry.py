@@ -15,13 +15,14 @@
 """
 from __future__ import annotations
 
-import functools
 import math
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from copyscope.image.features import _cv2
+from copyscope.processes import both
 
 RATIO = 0.8
 RANSAC_PX = 6.0              # at the 512-pixel analysis scale
@@ -42,12 +43,18 @@ class Geometry:
     mirrored: bool = False
 
 
-@functools.cache
+_per_thread = threading.local()
+
+
 def _faiss():  # noqa: ANN202
-    import faiss  # noqa: PLC0415
-    # One query's matrices are small (≤ 1,000 × 500): threads cost more than they
-    # give, and the service already runs one process per core.
-    faiss.omp_set_num_threads(1)
+    # One query's matrices are small (≤ 1,000 × 500): an OpenMP team costs more
+    # than it gives, and its spinning workers would take the core the check's
+    # helper thread runs on. The setting is per calling thread in OpenMP.
+    faiss = _per_thread.__dict__.get("faiss")
+    if faiss is None:
+        import faiss  # noqa: PLC0415
+        faiss.omp_set_num_threads(1)
+        _per_thread.faiss = faiss
     return faiss
 
 
@@ -73,11 +80,23 @@ def support_counts(query_desc: np.ndarray, ref_descs: list[np.ndarray], max_hamm
     sizes = [d.shape[0] for d in ref_descs]
     if query_desc.shape[0] < 2 or not sum(sizes):
         return np.zeros(len(ref_descs), np.int64)
-    dist, _ = _faiss().knn_hamming(np.ascontiguousarray(np.vstack([d for d in ref_descs if d.shape[0]])),
-                                   np.ascontiguousarray(query_desc), 2)
+    dist = _two_nearest(np.ascontiguousarray(np.vstack([d for d in ref_descs if d.shape[0]])),
+                        np.ascontiguousarray(query_desc))
     owner = np.repeat(np.arange(len(ref_descs)), sizes)
     ok = (dist[:, 0] < RATIO * dist[:, 1]) & (dist[:, 0] <= max_hamming)
     return np.bincount(owner[ok], minlength=len(ref_descs))
+
+
+SPLIT_ROWS = 1024           # a search this large runs half on the check's helper thread
+
+
+def _two_nearest(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Hamming distances of each row of ``a`` to its two nearest rows of ``b``."""
+    if a.shape[0] < SPLIT_ROWS:
+        return _faiss().knn_hamming(a, b, 2)[0]
+    half = a.shape[0] // 2
+    return np.vstack(both(lambda: _faiss().knn_hamming(a[:half], b, 2)[0],
+                          lambda: _faiss().knn_hamming(a[half:], b, 2)[0]))
 
 
 def plausible(q_desc: np.ndarray, r_desc: np.ndarray, probe: int = PROBE) -> bool:

@@ -9,10 +9,13 @@ and the matched keypoints as evidence.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import json
 import math
+from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -25,6 +28,7 @@ from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, descri
                                       refine, support_counts, view_homography)
 from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
+from copyscope.processes import both, helper_thread
 from copyscope.stats import CorpusStats
 
 ALGORITHM = "image.orb-dct/v1"
@@ -108,6 +112,8 @@ class ImageDoc:
         # A check reports nothing under its threshold: a fit that cannot reach it
         # whatever the fine check says skips that check (and decoding the file).
         self.report_floor = 0.0
+        # direct fits of registered images, under way or done (ImageModality.prefetch)
+        self.prefetched: dict[str, tuple[ImageDoc, Future]] = {}
 
     @classmethod
     def analyse(cls, artifact: Artifact, params: ImageParams, embedder: Embedder | None = None) -> "ImageDoc":
@@ -247,6 +253,10 @@ class ImageDoc:
 
     def query_keys(self) -> np.ndarray:
         self.mirror_tries, self.align_tries, self.inset_tries = MIRROR_TRIES, ALIGN_TRIES, INSET_TRIES
+        if self._gray is not None:
+            # Three independent ORB runs (the query, its mirror, its insets): the
+            # mirror and the insets on the helper thread, the query's own here.
+            both(lambda: self.query_features, lambda: (self.mirrored, self.inset_features))
         # The strongest half of the query's descriptors rank candidates better than
         # all of them (weak keypoints add chance hits); all are used to verify.
         return np.unique(np.concatenate([F.hash_keys(self.hashes), *(F.lsh_keys(d) for _, d in self._lookup_sets)]))
@@ -483,14 +493,61 @@ class ImageModality:
         return photometric(query.thumb_for(g.homography, ref), ref.thumb, g.homography, query.an_size, ref.an_size,
                            ref.scale, g.mirrored)
 
+    def _direct_fit(self, query: ImageDoc, ref: ImageDoc) -> tuple[Geometry, Photometric]:
+        """The keypoint fit of the query as given, and its thumbnail agreement: the
+        part of :meth:`verify` that no try budget decides, so it can run ahead.
+        Doing more ahead, whatever the try budgets will say, measured no faster
+        or slower: fitting the mirror, aligning keypoint-free, decoding the
+        registered file for the fine check."""
+        qp, qd = query.query_features
+        best = match(qp, qd, ref.pts, ref.desc) if plausible(query.probe_features, ref.desc) else Geometry()
+        return best, self._photometric(query, ref, best)
+
+    @contextlib.contextmanager
+    def prefetch(self, query: ImageDoc, refs: list[ImageDoc]) -> Iterator[None]:
+        """While :meth:`verify` runs over ``refs`` in order, the helper thread fits
+        the candidates after the current one (:meth:`_direct_fit`): verify takes
+        a fit that is ready or under way, and computes one that has not started
+        itself. The results are the same as without it; only the order of the
+        work changes. The first candidate is this thread's, so both start at once."""
+        helper = helper_thread()
+        if helper is None or len(refs) < 2:
+            yield
+            return
+        query.query_features, query.probe_features  # noqa: B018 - computed here, not raced for
+        for ref in refs:
+            ref.pts, ref.desc  # noqa: B018 - a registered image loaded without keypoints computes them now
+        query.prefetched = {ref.artifact.sha256: (ref, helper.submit(self._direct_fit, query, ref))
+                            for ref in refs[1:]}
+        try:
+            yield
+        finally:
+            for _, pending in query.prefetched.values():
+                pending.cancel()
+            query.prefetched = {}
+
+    def _taken_fit(self, query: ImageDoc, ref: ImageDoc) -> tuple[Geometry, Photometric]:
+        """``ref``'s direct fit: prefetched, or computed here when the helper has
+        not started it. While the helper is still on it, this thread fits later
+        candidates the helper has not reached, instead of waiting idle."""
+        _, pending = query.prefetched.pop(ref.artifact.sha256, (None, None))
+        if pending is None or pending.cancel():
+            return self._direct_fit(query, ref)
+        for sha, (later, ahead) in list(query.prefetched.items()):
+            if pending.done():
+                break
+            if ahead.cancel():
+                fitted: Future = Future()
+                fitted.set_result(self._direct_fit(query, later))
+                query.prefetched[sha] = (later, fitted)
+        return pending.result()
+
     def verify(self, query: ImageDoc, ref: ImageDoc, stats: CorpusStats | None = None) -> Match | None:
         hd = int(np.bitwise_count(query.hashes[:, None] ^ ref.hashes[None, :]).min())
         if query.inset_hashes.shape[0] and ref.hashes.shape[0]:
             # an inset of the query that hashes like the whole registered image
             hd = min(hd, int(np.bitwise_count(query.inset_hashes ^ ref.hashes[0]).min()))
-        qp, qd = query.query_features
-        best = match(qp, qd, ref.pts, ref.desc) if plausible(query.probe_features, ref.desc) else Geometry()
-        ph = self._photometric(query, ref, best)
+        best, ph = self._taken_fit(query, ref)
         # A picture with a symmetric subject fits a few keypoints the wrong way
         # round: the mirror is tried too when the fit is missing or disagrees.
         # A try is spent only on a full match: the probe that turns most candidates
