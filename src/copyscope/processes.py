@@ -6,8 +6,10 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -49,6 +51,7 @@ def helper_thread() -> ThreadPoolExecutor | None:
     if _helper is None or _helper[0] != pid:
         if auto_jobs() < 2:
             return None
+        from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - it imports logging: not at start-up
         with _helper_lock:
             if _helper is None or _helper[0] != pid:
                 _helper = (pid, ThreadPoolExecutor(1, thread_name_prefix="copyscope-helper"))
