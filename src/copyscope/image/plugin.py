@@ -496,9 +496,9 @@ class ImageModality:
     def _direct_fit(self, query: ImageDoc, ref: ImageDoc) -> tuple[Geometry, Photometric]:
         """The keypoint fit of the query as given, and its thumbnail agreement: the
         part of :meth:`verify` that no try budget decides, so it can run ahead.
-        Doing more ahead, whatever the try budgets will say, measured no faster
-        or slower: fitting the mirror, aligning keypoint-free, decoding the
-        registered file for the fine check."""
+        Doing more ahead measured no faster, or slower: fitting the mirror
+        whatever its try budget says, aligning keypoint-free (capped at its try
+        budget or not), decoding the registered file for the fine check."""
         qp, qd = query.query_features
         best = match(qp, qd, ref.pts, ref.desc) if plausible(query.probe_features, ref.desc) else Geometry()
         return best, self._photometric(query, ref, best)
