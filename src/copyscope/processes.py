@@ -34,12 +34,13 @@ _helper_off = False
 
 
 def helper_thread() -> ThreadPoolExecutor | None:
-    """One background thread a single check overlaps its independent steps on
-    (the mirrored and the direct ORB run, the global-code scan and the index
-    lookup, the next candidate's keypoint fit and this one's photometric
-    check). Those steps are numerical code that releases the GIL, so a check
-    runs on two cores when it has them: a guard API answers one request
-    faster, instead of leaving a core idle between requests.
+    """One background thread a single image check overlaps its independent
+    steps on: the mirror's and the insets' ORB beside the query's own, the
+    global-code scan beside the index lookup, half of the re-ranking search,
+    and the keypoint fits of the candidates after the one being verified.
+    Those steps are numerical code that releases the GIL, so a check runs on
+    two cores when it has them: a guard API answers one request faster,
+    instead of leaving a core idle between requests.
 
     None on a one-core machine and in ``check --jobs`` workers
     (:func:`no_helper_thread`), where every core already runs a check of its

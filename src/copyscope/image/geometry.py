@@ -50,7 +50,7 @@ def _faiss():  # noqa: ANN202
     # One query's matrices are small (≤ 1,000 × 500): an OpenMP team costs more
     # than it gives, and its spinning workers would take the core the check's
     # helper thread runs on. The setting is per calling thread in OpenMP.
-    faiss = _per_thread.__dict__.get("faiss")
+    faiss = getattr(_per_thread, "faiss", None)
     if faiss is None:
         import faiss  # noqa: PLC0415
         faiss.omp_set_num_threads(1)
