@@ -10,6 +10,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
 from copyscope.image import features as F
+from copyscope.image import structure as S
 from copyscope.image.plugin import EXPLAINED_CAP, ImageModality
 from copyscope.model import Artifact
 
@@ -200,8 +201,9 @@ def test_blurred_copy_is_found_by_the_hamming_scan(tmp_path):
     shas = ws.registry.artifact_sha256(near[:1])
     ref_sha = Artifact((reg / "p5.jpg").read_bytes(), origin="x").sha256
     assert shas[near[0]] == ref_sha
-    ids, codes = ws.registry.global_codes("image", 2)
-    assert ids.shape == (12,) and codes.shape == (12, 2) and codes.dtype == np.uint64
+    ids, codes = ws.registry.global_codes("image", 3)
+    assert ids.shape == (12,) and codes.shape == (12, 3) and codes.dtype == np.uint64
+    assert (codes[:, 2] & S.PRESENT).all()                 # every image has its structure code
     ws.close()
 
 
@@ -241,16 +243,17 @@ def test_an_inset_gets_its_own_row_of_code_distances(plugin):
     codes = np.stack([plugin.global_codes(r) for r in refs])
     q = plugin.fingerprint(Artifact(enc(_inset_query(403, 61), quality=85), origin="q.jpg"))
     dist = plugin.code_distances(q, codes)
-    assert dist.shape[0] >= 2 and dist.shape[1] == 6
+    assert dist.shape[0] >= 3 and dist.shape[1] == 6           # the whole, the layout, the insets
     assert dist[0, 3] > plugin.params.max_region_distance            # not from the whole view
-    assert dist[1:, 3].min() <= plugin.params.max_region_distance
-    assert int(np.argmin(dist[1:].min(axis=0))) == 3
+    assert dist[2:, 3].min() <= plugin.params.max_region_distance
+    assert int(np.argmin(dist[2:].min(axis=0))) == 3
 
 
 def test_a_plain_picture_has_no_insets_to_look_up(plugin):
     q = plugin.fingerprint(Artifact(enc(photo(9)), origin="q.jpg"))
     codes = np.stack([plugin.global_codes(q)])
-    assert plugin.code_distances(q, codes).shape[0] == 1 + q.inset_hashes.shape[0]
+    assert plugin.code_distances(q, codes).shape[0] == 2 + q.inset_hashes.shape[0]
+    assert len(plugin.code_row_limits(q)) == 2
 
 
 def test_heavy_blur_is_aligned_without_keypoints(plugin, original):

@@ -335,7 +335,7 @@ def status(ctx: typer.Context) -> None:
 
 @app.command()
 def gc(ctx: typer.Context,
-       compact: bool = typer.Option(False, "--compact", help="Also merge each modality's index into one segment and write missing image sketch rows (fastest lookups after a bulk load or an upgrade).")) -> None:
+       compact: bool = typer.Option(False, "--compact", help="Also merge each modality's index into one segment and write missing image sketch rows and global codes (fastest lookups after a bulk load; needed after an upgrade).")) -> None:
     """Delete files an interrupted registration left behind (never live data)."""
     c = _ctx(ctx)
     with api.open_workspace(c.settings) as ws:
@@ -343,11 +343,13 @@ def gc(ctx: typer.Context,
         if compact:
             removed["merged_segments"] = ws.compact()
             removed["sketch_rows"] = ws.fill_sketches()
+            removed["code_rows"] = ws.fill_codes()
     if c.json:
         emit_json(removed)
     else:
         typer.echo(f"removed {removed['segments']} segment(s), {removed['blobs']} blob(s)"
                    + (f"; merged {removed['merged_segments']} segment(s), wrote {removed['sketch_rows']} sketch row(s)"
+                      f" and {removed['code_rows']} code row(s)"
                       if compact else ""))
 
 

@@ -361,7 +361,7 @@ class Workspace:
         """Merge every modality's live segments into one (after a bulk load: a
         lookup then searches one sorted key array instead of ten). Atomic like
         any merge: the new segment is live only once the swap commits.
-        (``gc --compact`` also calls :meth:`fill_sketches`.)"""
+        (``gc --compact`` also calls :meth:`fill_sketches` and :meth:`fill_codes`.)"""
         merged = 0
         with self._lock():
             for name in self.modalities:
@@ -390,6 +390,31 @@ class Workspace:
                 rows = self._sketch_rows(modality, missing, shas, skip_unreadable=True)
                 store.put_many([(a, shas[a], row) for a, row in rows.items()])
                 written += len(rows)
+        return written
+
+    def fill_codes(self, chunk: int = 2000) -> int:
+        """Write the global codes that are missing or narrower than the modality's
+        (images registered before their structure code existed), computed from
+        the feature files. Until then such an image is found by every other
+        code, not by its layout."""
+        written = 0
+        for name, modality in self.modalities.items():
+            if not hasattr(modality, "global_codes"):
+                continue
+            todo = self.registry.codes_to_fill(name, int(modality.parameters()["code_width"]))
+            for i in range(0, len(todo), chunk):
+                shas = dict(todo[i:i + chunk])
+                works = self.registry.works_for_artifacts(list(shas))
+                rows = []
+                for a, sha in shas.items():
+                    try:
+                        fp = self._ref_fingerprints(modality, sha, self._origin(works, a, shas))
+                    except CopyscopeError:
+                        continue      # an unreadable blob: the check reports it when it gets there
+                    rows.append((a, modality.global_codes(fp).astype("<u8").tobytes()))
+                self.registry.set_codes(rows)
+                written += len(rows)
+            self._codes_cache.pop(name, None)
         return written
 
     def _sketch_rows(self, modality: Modality, ids: list[int], shas: dict[int, str], *,
@@ -555,6 +580,7 @@ class Workspace:
             return reader.candidates(keys, common_df=params.get("common_df", 3), max_df=max_df,
                                      limit=max(limit, pool), count_shared=min_shared > 1)
         near: list[int] | None = None
+        codes: tuple[np.ndarray, np.ndarray] | None = None
         if hasattr(modality, "global_codes"):
             # Second candidate source: nearest global descriptors by Hamming distance
             # (what survives blur, re-drawing and recolouring but leaves few keypoints),
@@ -587,6 +613,14 @@ class Workspace:
         works = self.registry.works_for_artifacts(doc_ids)
         refs = [(doc_id, self._ref_fingerprints(modality, shas[doc_id], self._origin(works, doc_id, shas)))
                 for doc_id in doc_ids if doc_id in shas]
+        if codes is not None and hasattr(modality, "adopt_codes") and refs:
+            # The registry's codes are at hand: features stored before a code
+            # existed need not compute it again (gc --compact wrote it there).
+            ids, table = codes
+            rows = np.minimum(np.searchsorted(ids, [d for d, _ in refs]), max(0, ids.shape[0] - 1))
+            for (doc_id, ref), row in zip(refs, rows.tolist()):
+                if ids.shape[0] and ids[row] == doc_id:
+                    modality.adopt_codes(ref, table[row])
         threshold = self.threshold(modality, params)
         if hasattr(fp, "report_floor"):
             fp.report_floor = threshold         # scores under it are not reported: need not be exact
@@ -652,21 +686,20 @@ class Workspace:
     @staticmethod
     def _hamming_candidates(modality: Modality, fp: Fingerprints, id_codes: tuple[np.ndarray, np.ndarray],
                             params: dict[str, Any]) -> list[int]:
-        """Brute-force Hamming scan over every registered global code: 16 bytes an
+        """Brute-force Hamming scan over every registered global code: 24 bytes an
         image, a few milliseconds at 100,000 images, exact (no recall lost to an
         approximate index)."""
         ids, codes = id_codes
         if ids.shape[0] == 0:
             return []
         dist = np.atleast_2d(modality.code_distances(fp, codes))
-        # Row 0 is the whole query; further rows are parts of it (image insets),
-        # each with its own few candidates so the whole view keeps its own.
+        # Each row is one view of the query (the whole, its layout, each inset)
+        # with its own few candidates, so no view crowds out another's.
+        limits = modality.code_row_limits(fp) if hasattr(modality, "code_row_limits") else \
+            [(params["hash_candidates"], params["max_hash_distance"])]
         out: list[int] = []
         for row, d in enumerate(dist):
-            if row == 0:
-                limit, within = params["hash_candidates"], params["max_hash_distance"]
-            else:
-                limit, within = params.get("region_candidates", 0), params.get("max_region_distance", -1)
+            limit, within = limits[row] if row < len(limits) else (0, -1)
             k = min(int(limit), d.shape[0])
             if k <= 0:
                 continue

@@ -22,7 +22,8 @@ import numpy as np
 
 from copyscope.errors import InputError
 from copyscope.image import features as F
-from copyscope.image.calibration import score_of, uses_fine
+from copyscope.image import structure as S
+from copyscope.image.calibration import calibrating, score_of, structure_ceiling, structure_score, uses_fine
 from copyscope.image.decode import ANALYSIS_SIDE, decode, sniff
 from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, describe, match, photometric, plausible,
                                       refine, support_counts, view_homography)
@@ -71,7 +72,9 @@ class ImageParams:
     max_align_distance: int = 14        # no keypoint fit: align by the matching global views up to this
     region_candidates: int = 2          # nearest codes per inset of the query
     max_region_distance: int = 12       # an inset is a smaller view: stricter, chance is likelier
-    code_width: int = CODE_WIDTH
+    structure_candidates: int = 1       # nearest layout code (image.structure), either orientation
+    max_structure_distance: int = 16    # of 63 bits; a re-drawing keeps its layout within this
+    code_width: int = CODE_WIDTH + 1    # the DCT hashes, then the structure code
 
 
 def _analysis_gray(rgb: np.ndarray) -> np.ndarray:
@@ -93,7 +96,8 @@ class ImageDoc:
     def __init__(self, artifact: Artifact, *, width: int, height: int, fmt: str, an_size: tuple[int, int],
                  pts: np.ndarray | None, desc: np.ndarray | None, hashes: np.ndarray, thumb: np.ndarray,
                  gray: np.ndarray | None = None, notes: tuple[str, ...] = (),
-                 embedding: np.ndarray | None = None) -> None:
+                 embedding: np.ndarray | None = None, structure_code: int | None = None,
+                 palette: np.ndarray | None = None) -> None:
         self.artifact = artifact
         self.width, self.height, self.format = width, height, fmt
         self.an_size = an_size
@@ -103,6 +107,9 @@ class ImageDoc:
         self._sharper: dict[int, np.ndarray] = {}   # query renderings by side (thumb_for)
         self.notes = notes
         self.embedding = embedding             # semantic embedding (optional model), L2-normalised
+        self._structure_code = structure_code  # stored with the features; else computed on first use
+        self.palette = palette                 # colour layout (structure.palette); None if stored before it
+        self.layout_unknown = False            # registered before layout codes, not yet filled (adopt_codes)
         # Candidates also tried mirrored: unlimited for a direct comparison; a query
         # looked up in the index (query_keys) gets ranked candidates, and a
         # mirrored copy is among the first few of them.
@@ -127,7 +134,7 @@ class ImageDoc:
         return cls(artifact, width=d.width, height=d.height, fmt=d.format,
                    an_size=(gray.shape[1], gray.shape[0]), pts=None, desc=None,
                    hashes=F.global_hashes(gray), thumb=F.thumbnail(gray), gray=gray, notes=d.notes,
-                   embedding=None if embedder is None else embedder.embed(d.rgb))
+                   embedding=None if embedder is None else embedder.embed(d.rgb), palette=S.palette(d.rgb))
 
     @property
     def pts(self) -> np.ndarray:
@@ -228,6 +235,22 @@ class ImageDoc:
             return np.zeros(0, np.uint64)
         return F.region_hashes(self._gray, self.insets)
 
+    @functools.cached_property
+    def structure(self) -> np.ndarray:
+        """The layout's orientation field (``structure.field`` of the thumbnail)."""
+        return S.field(self.thumb)
+
+    @property
+    def structure_code(self) -> np.uint64:
+        if self._structure_code is None:
+            self._structure_code = int(S.code(self.structure))
+        return np.uint64(self._structure_code)
+
+    @functools.cached_property
+    def structure_codes(self) -> tuple[np.uint64, np.uint64]:
+        """The query's structure code and its mirror's (a flipped re-drawing)."""
+        return self.structure_code, S.code(S.mirrored(self.structure))
+
     def thumb_for(self, H: np.ndarray, ref: "ImageDoc") -> np.ndarray:
         """The query picture the photometric check warps onto ``ref``'s thumbnail:
         the thumbnail, or, when the copy fills only part of the query (an inset,
@@ -295,7 +318,10 @@ class ImageDoc:
         then the raw little-endian arrays. Read back without a zip parser: at
         100,000 images a check loads ~11 of these, and ``np.load`` of an .npz cost
         0.8 ms each."""
-        arrays = {"pts": self.pts, "desc": self.desc, "hashes": self.hashes, "thumb": self.thumb}
+        arrays = {"pts": self.pts, "desc": self.desc, "hashes": self.hashes, "thumb": self.thumb,
+                  "structure": np.array([self.structure_code], np.uint64)}
+        if self.palette is not None:
+            arrays["palette"] = self.palette
         if self.embedding is not None:
             arrays["embedding"] = self.embedding.astype(np.float16)
         entries, chunks, offset = [], [], 0
@@ -328,8 +354,11 @@ class ImageDoc:
             arrays[name] = np.frombuffer(data, dt, nbytes // dt.itemsize, start + offset).reshape(shape)
         w, h, aw, ah = (int(v) for v in head["size"])
         emb = arrays["embedding"].astype(np.float32) if "embedding" in arrays else None
+        # (features stored before structure codes existed compute theirs from the thumbnail)
+        code = int(arrays["structure"][0]) if "structure" in arrays and arrays["structure"].size else None
         return cls(artifact, width=w, height=h, fmt=str(head["fmt"]), an_size=(aw, ah), pts=arrays["pts"],
-                   desc=arrays["desc"], hashes=arrays["hashes"], thumb=arrays["thumb"], embedding=emb)
+                   desc=arrays["desc"], hashes=arrays["hashes"], thumb=arrays["thumb"], embedding=emb,
+                   structure_code=code, palette=arrays.get("palette"))
 
     @classmethod
     def _loads_npz(cls, data: bytes, artifact: Artifact) -> "ImageDoc":
@@ -377,25 +406,27 @@ class ImageModality:
     def parameters(self) -> dict:
         out = {"algorithm": ALGORITHM, **asdict(self.params)}
         if self.embedder is not None:
-            out.update(code_width=CODE_WIDTH + 1, semantic_model=self.embedder.model_id)
+            out.update(code_width=CODE_WIDTH + 2, semantic_model=self.embedder.model_id)
         return out
 
     def global_codes(self, doc: ImageDoc) -> np.ndarray:
         """Global descriptors stored with the artifact: two mirror-invariant DCT
-        hashes (16 bytes), plus the embedding's sign hash with a model."""
+        hashes (16 bytes), the embedding's sign hash with a model, and last the
+        layout's structure code (8 bytes; rows stored before it read as 0)."""
         codes = np.resize(doc.hashes, CODE_WIDTH).astype(np.uint64)
         if doc.embedding is not None:
             codes = np.append(codes, np.uint64(sign_hash(doc.embedding)))
-        return codes
+        return np.append(codes, doc.structure_code)
 
     def code_distances(self, doc: ImageDoc, codes: np.ndarray) -> np.ndarray:
         """Distances of the query to every stored row, one row per view of the query.
 
         Row 0, the whole query: the nearest DCT hash pair, or the embedding's sign
-        hash when both sides have one. Then one row per inset found in the query
-        (a picture pasted into another, a screenshot's content), against the
-        registered images' full-view hash; the workspace takes
-        ``region_candidates`` of each within ``max_region_distance``."""
+        hash when both sides have one. Row 1, the layout: the structure code of
+        the query or of its mirror (a re-drawn copy). Then one row per inset
+        found in the query (a picture pasted into another, a screenshot's
+        content), against the registered images' full-view hash. The workspace
+        takes the nearest of each row as :meth:`code_row_limits` says."""
         # One column and one query hash at a time: with the codes column-major (the
         # workspace keeps them so) that is 20× faster than one broadcast at 100,000 rows.
         dist = None
@@ -409,10 +440,41 @@ class ImageModality:
             sem = codes[:, CODE_WIDTH]
             d_sem = np.bitwise_count(np.uint64(sign_hash(doc.embedding)) ^ sem)
             dist = np.where(sem != 0, np.minimum(dist, d_sem), dist)
-        regions = doc.inset_hashes
-        if regions.shape[0] == 0:
-            return dist[None, :]
-        return np.vstack([dist[None, :], *(np.bitwise_count(codes[:, 0] ^ np.uint64(h))[None, :] for h in regions.tolist())])
+        rows = [dist[None, :], self._structure_distances(doc, codes)[None, :]]
+        rows += [np.bitwise_count(codes[:, 0] ^ np.uint64(h))[None, :] for h in doc.inset_hashes.tolist()]
+        return np.vstack(rows)
+
+    def code_row_limits(self, doc: ImageDoc) -> list[tuple[int, int]]:
+        """(how many nearest, within what distance) for each row of
+        :meth:`code_distances`: the whole query's hashes, its structure code, then
+        each inset."""
+        p = self.params
+        return ([(p.hash_candidates, p.max_hash_distance), (p.structure_candidates, p.max_structure_distance)]
+                + [(p.region_candidates, p.max_region_distance)] * int(doc.inset_hashes.shape[0]))
+
+    def adopt_codes(self, doc: ImageDoc, row: np.ndarray) -> None:
+        """Take a registered image's layout code from its stored global codes when
+        its feature file predates it. An image registered before layout codes,
+        whose codes ``gc --compact`` has not filled yet, is not compared by layout
+        (computing its code from the thumbnail at every check would cost each
+        query ~0.2 ms a candidate)."""
+        if doc._structure_code is not None:
+            return
+        if row.shape[0] == int(self.parameters()["code_width"]) and int(row[-1]) & int(S.PRESENT):
+            doc._structure_code = int(row[-1])
+        else:
+            doc.layout_unknown = True
+
+    def _structure_distances(self, doc: ImageDoc, codes: np.ndarray) -> np.ndarray:
+        """Distance of the query's structure code, or its mirror's, to each row's
+        (the last column); 64 for rows that have none."""
+        col = int(self.parameters()["code_width"]) - 1
+        if codes.shape[1] <= col:
+            return np.full(codes.shape[0], 64, np.uint8)
+        stored = codes[:, col]
+        plain, mirror = doc.structure_codes
+        d = np.minimum(np.bitwise_count(stored ^ plain), np.bitwise_count(stored ^ mirror))
+        return np.where(stored & S.PRESENT, d, np.uint8(64)).astype(np.uint8)
 
     sketch_width = SKETCH_WIDTH
 
@@ -597,8 +659,12 @@ class ImageModality:
                 # resolution, parallax and a different exposure no longer line up.
                 fine = photometric(query.gray, ref.gray, H, query.an_size, ref.an_size, ref.scale, mirrored,
                                    ncc_min=0.6, regions=False, textured_only=alignment == "global").agreement
-        score = score_of(best.inliers, agreement, hd, fine)
-        semantic, kind = None, "pixels"
+        score = pixel_score = score_of(best.inliers, agreement, hd, fine)
+        kind = "pixels"
+        layout = self._layout(query, ref, score)
+        if layout is not None and layout["score"] > score:
+            score, kind = layout["score"], "structure"   # re-drawn: the layout kept, the pixels new
+        semantic = None
         if query.embedding is not None and ref.embedding is not None and query.embedding.shape == ref.embedding.shape:
             semantic = float(np.dot(query.embedding, ref.embedding))
             s_sem = semantic_score(semantic)
@@ -606,10 +672,11 @@ class ImageModality:
                 score, kind = s_sem, "semantic"   # re-drawn or re-posed: similar content, not the same pixels
         if query.artifact.sha256 == ref.artifact.sha256:
             score, kind = 1.0, "pixels"   # the very same file: nothing to calibrate
-        if score <= 1e-6 and best.inliers < MIN_INLIERS:
-            return None
-        cov_r = transform["registered_covered"] if transform else (1.0 if hd <= 8 else 0.0)
-        cov_q = transform["query_covered"] if transform else (1.0 if hd <= 8 else 0.0)
+        if score <= 1e-6 and best.inliers < MIN_INLIERS and not (layout is not None and calibrating()):
+            return None         # (a calibration run keeps every layout it compared)
+        whole = hd <= 8 or kind == "structure"     # no fit, but the whole picture agrees
+        cov_r = transform["registered_covered"] if transform else (1.0 if whole else 0.0)
+        cov_q = transform["query_covered"] if transform else (1.0 if whole else 0.0)
         evidence = {
             "kind": kind,
             "transform": transform,
@@ -623,6 +690,7 @@ class ImageModality:
             "alignment": alignment,
             "homography": None if H is None else _to_original(H, query, ref, mirrored),
             "keypoints": _keypoints(best, query, ref),
+            "structure": None if layout is None else {k: v for k, v in layout.items() if k != "score"},
             "semantic": None if semantic is None else {
                 "similarity": round(semantic, 4),
                 "model": self.embedder.model_id if self.embedder else None},
@@ -634,11 +702,34 @@ class ImageModality:
             verdict="copy" if score >= self.params.threshold else "below-threshold",
             coverage_registered=float(min(1.0, cov_r)), coverage_query=float(min(1.0, cov_q)),
             signals={"inliers": float(best.inliers), "photometric": agreement, "fine_photometric": fine,
-                     "hash_distance": float(hd)},
+                     "hash_distance": float(hd), "pixel_score": pixel_score,
+                     **({} if layout is None else {"structure": layout["similarity"],
+                                                   "structure_distance": float(layout["code_distance"]),
+                                                   "colour_agreement": layout["colour_agreement"]})},
             passages=(), query_sha256=query.artifact.sha256, registered_sha256=ref.artifact.sha256,
             query_path=query.artifact.origin, registered_path=ref.artifact.origin,
             extra={"image": evidence},
         )
+
+
+    def _layout(self, query: ImageDoc, ref: ImageDoc, score: float) -> dict | None:
+        """The layout comparison (``image.structure``) of a pair whose structure
+        codes are near, when it could raise ``score``: ``{similarity,
+        code_distance, mirrored, score}``, else None."""
+        if (score >= structure_ceiling() and not calibrating()) or ref.layout_unknown:
+            return None
+        plain, mirror = query.structure_codes
+        d_plain, d_mirror = S.distance(plain, ref.structure_code), S.distance(mirror, ref.structure_code)
+        d = min(d_plain, d_mirror)
+        if d > self.params.max_structure_distance:
+            return None
+        sim = S.similarity(query.structure, ref.structure)
+        sim_m = S.similarity(S.mirrored(query.structure), ref.structure) if d_mirror <= d_plain + 4 else -1.0
+        mirrored = sim_m > sim
+        best = max(sim, sim_m)
+        colour = S.colour_agreement(query.palette, ref.palette, mirrored)
+        return {"similarity": round(best, 4), "code_distance": d, "colour_agreement": round(colour, 4),
+                "mirrored": mirrored, "score": structure_score(best, colour)}
 
 
 def _views(doc: ImageDoc) -> list[tuple[float, float, float, float]]:

@@ -279,6 +279,29 @@ class SqlRegistry:
                  if good else np.zeros((0, width), np.uint64))
         return ids, codes.astype(np.uint64)
 
+    def codes_to_fill(self, modality: str, width: int) -> list[tuple[int, str]]:
+        """``(id, sha256)`` of the artifacts whose stored global codes are
+        narrower than ``width`` or end in zeros: written before the modality's
+        last code existed (a workspace from an older version)."""
+        rows = self._read(sa.select(t.artifacts.c.id, t.artifacts.c.sha256, t.artifacts.c.codes)
+                          .where(t.artifacts.c.modality == modality).order_by(t.artifacts.c.id))
+        size = 8 * width
+        return [(int(r.id), r.sha256) for r in rows
+                if len(r.codes or b"") < size or bytes(r.codes)[size - 8:size] == bytes(8)]
+
+    def set_codes(self, rows: Sequence[tuple[int, bytes]]) -> None:
+        """Replace the global codes of existing artifacts (derived data: what the
+        feature files say, so a crash in between loses nothing)."""
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.update(t.artifacts).where(t.artifacts.c.id == sa.bindparam("_id"))
+                             .values(codes=sa.bindparam("_codes")),
+                             [{"_id": i, "_codes": c} for i, c in rows])
+        except sa.exc.DBAPIError as exc:
+            raise storage_error(exc, "the registry database refused the code update") from exc
+
     def artifact_shas(self, modality: str) -> list[tuple[int, str]]:
         """Every artifact of one modality as ``(id, sha256)``, by id."""
         rows = self._read(sa.select(t.artifacts.c.id, t.artifacts.c.sha256)
