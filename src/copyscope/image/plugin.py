@@ -247,9 +247,13 @@ class ImageDoc:
         return np.uint64(self._structure_code)
 
     @functools.cached_property
+    def mirrored_structure(self) -> np.ndarray:
+        return S.mirrored(self.structure)
+
+    @functools.cached_property
     def structure_codes(self) -> tuple[np.uint64, np.uint64]:
         """The query's structure code and its mirror's (a flipped re-drawing)."""
-        return self.structure_code, S.code(S.mirrored(self.structure))
+        return self.structure_code, S.code(self.mirrored_structure)
 
     def thumb_for(self, H: np.ndarray, ref: "ImageDoc") -> np.ndarray:
         """The query picture the photometric check warps onto ``ref``'s thumbnail:
@@ -406,8 +410,12 @@ class ImageModality:
     def parameters(self) -> dict:
         out = {"algorithm": ALGORITHM, **asdict(self.params)}
         if self.embedder is not None:
-            out.update(code_width=CODE_WIDTH + 2, semantic_model=self.embedder.model_id)
+            out.update(code_width=self._code_width(), semantic_model=self.embedder.model_id)
         return out
+
+    def _code_width(self) -> int:
+        """Global codes per image (``parameters()["code_width"]``); the last is the layout's."""
+        return CODE_WIDTH + 2 if self.embedder is not None else self.params.code_width
 
     def global_codes(self, doc: ImageDoc) -> np.ndarray:
         """Global descriptors stored with the artifact: two mirror-invariant DCT
@@ -460,7 +468,7 @@ class ImageModality:
         query ~0.2 ms a candidate)."""
         if doc._structure_code is not None:
             return
-        if row.shape[0] == int(self.parameters()["code_width"]) and int(row[-1]) & int(S.PRESENT):
+        if row.shape[0] == self._code_width() and int(row[-1]) & int(S.PRESENT):
             doc._structure_code = int(row[-1])
         else:
             doc.layout_unknown = True
@@ -468,7 +476,7 @@ class ImageModality:
     def _structure_distances(self, doc: ImageDoc, codes: np.ndarray) -> np.ndarray:
         """Distance of the query's structure code, or its mirror's, to each row's
         (the last column); 64 for rows that have none."""
-        col = int(self.parameters()["code_width"]) - 1
+        col = self._code_width() - 1
         if codes.shape[1] <= col:
             return np.full(codes.shape[0], 64, np.uint8)
         stored = codes[:, col]
@@ -711,11 +719,10 @@ class ImageModality:
             extra={"image": evidence},
         )
 
-
     def _layout(self, query: ImageDoc, ref: ImageDoc, score: float) -> dict | None:
         """The layout comparison (``image.structure``) of a pair whose structure
         codes are near, when it could raise ``score``: ``{similarity,
-        code_distance, mirrored, score}``, else None."""
+        code_distance, colour_agreement, mirrored, score}``, else None."""
         if (score >= structure_ceiling() and not calibrating()) or ref.layout_unknown:
             return None
         plain, mirror = query.structure_codes
@@ -724,7 +731,7 @@ class ImageModality:
         if d > self.params.max_structure_distance:
             return None
         sim = S.similarity(query.structure, ref.structure)
-        sim_m = S.similarity(S.mirrored(query.structure), ref.structure) if d_mirror <= d_plain + 4 else -1.0
+        sim_m = S.similarity(query.mirrored_structure, ref.structure) if d_mirror <= d_plain + 4 else -1.0
         mirrored = sim_m > sim
         best = max(sim, sim_m)
         colour = S.colour_agreement(query.palette, ref.palette, mirrored)
