@@ -20,7 +20,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -404,15 +404,11 @@ class Workspace:
             todo = self.registry.codes_to_fill(name, int(modality.parameters()["code_width"]))
             for i in range(0, len(todo), chunk):
                 shas = dict(todo[i:i + chunk])
-                works = self.registry.works_for_artifacts(list(shas))
-                rows = []
-                for a, sha in shas.items():
-                    try:
-                        fp = self._ref_fingerprints(modality, sha, self._origin(works, a, shas))
-                    except CopyscopeError:
-                        continue      # an unreadable blob: the check reports it when it gets there
-                    rows.append((a, modality.global_codes(fp).astype("<u8").tobytes()))
-                self.registry.set_codes(rows)
+                # an unreadable blob is left out: the check reports it when it gets there
+                rows = self._rows_from_features(modality, list(shas), shas,
+                                                lambda fp: modality.global_codes(fp).astype("<u8").tobytes(),
+                                                skip_unreadable=True)
+                self.registry.set_codes(list(rows.items()))
                 written += len(rows)
             self._codes_cache.pop(name, None)
         return written
@@ -420,6 +416,12 @@ class Workspace:
     def _sketch_rows(self, modality: Modality, ids: list[int], shas: dict[int, str], *,
                      skip_unreadable: bool = False) -> dict[int, bytes]:
         """Sketch rows built from the artifacts' feature files (the blob where one is missing)."""
+        return self._rows_from_features(modality, ids, shas, modality.sketch, skip_unreadable=skip_unreadable)
+
+    def _rows_from_features(self, modality: Modality, ids: list[int], shas: dict[int, str],
+                            build: Callable[[Fingerprints], bytes], *,
+                            skip_unreadable: bool = False) -> dict[int, bytes]:
+        """``build`` of each artifact's stored features (the blob where they are missing)."""
         works = self.registry.works_for_artifacts(ids)
         out: dict[int, bytes] = {}
         for i in ids:
@@ -429,7 +431,7 @@ class Workspace:
                 if not skip_unreadable:
                     raise
                 continue
-            out[i] = modality.sketch(fp)
+            out[i] = build(fp)
         return out
 
     def collect_garbage(self) -> dict[str, int]:

@@ -66,6 +66,7 @@ def structure_score(similarity: float, colour: float) -> float:
                                                            structure_features(similarity, colour))))
 
 
+@functools.cache
 def structure_ceiling() -> float:
     """The most a layout alone can score: a pair whose pixel score is already
     higher is not worth the comparison."""
