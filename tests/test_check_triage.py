@@ -1,6 +1,8 @@
 """Generated, minified and vendored inputs are checked but reported apart."""
 from __future__ import annotations
 
+import random
+
 from copyscope import api
 
 CODE = ("public class Greeter {\n    public static void main(String[] args) {\n"
@@ -46,3 +48,24 @@ def test_base_code_never_counts_as_copied(tmp_path):
         ws.register([reg], owner="Teacher", license="CC0-1.0")
         assert ws.check([query]).copies
         assert ws.check([query], base=[starter]).copies == []
+
+
+def test_prose_on_long_lines_is_not_minified(tmp_path):
+    """Scraped text often keeps each paragraph, or the whole article, on one
+    line: that says nothing about prose, so a repost stays a main finding."""
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 9))) for _ in range(3000)]
+    paras = [" ".join(rng.choice(words) for _ in range(120)) + "." for _ in range(6)]
+    article = tmp_path / "article.txt"
+    article.write_text("\n\n".join(paras) + "\n", encoding="utf-8")
+    scan = tmp_path / "site"
+    (scan / "vendor").mkdir(parents=True)
+    (scan / "repost.txt").write_text(" ".join(paras) + "\n", encoding="utf-8")
+    (scan / "vendor" / "mirror.txt").write_text(" ".join(paras) + "\n", encoding="utf-8")
+    with api.init(api.Settings(home=tmp_path / "ws")) as ws:
+        ws.register([article], owner="Author")
+        bundle = ws.check([scan]).bundle()
+    # The path still says where a file came from, whatever it holds.
+    assert [(t["path"].split("/site/")[-1], t["kind"]) for t in bundle["triaged"]] == [("vendor/mirror.txt", "vendored")]
+    flagged = {m["query"]["path"].split("/site/")[-1]: m.get("extra", {}).get("triage") for m in bundle["matches"]}
+    assert flagged == {"repost.txt": None, "vendor/mirror.txt": "vendored"}

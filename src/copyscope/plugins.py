@@ -42,6 +42,24 @@ class Modality(Protocol):
     def parameters(self) -> dict[str, Any]: ...
 
 
+_PARAMS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def params_dict(algorithm: str, params: Any) -> dict[str, Any]:
+    """``{"algorithm": ..., **asdict(params)}`` for a modality's frozen parameters,
+    computed once per parameters object: every check reports them, and
+    ``asdict`` cost a text check a tenth of its time. A fresh (shallow) copy
+    each call, so a caller may set keys on it."""
+    hit = _PARAMS.get(id(params))
+    if hit is None or hit[0] is not params or hit[1]["algorithm"] != algorithm:
+        from dataclasses import asdict  # noqa: PLC0415
+        if len(_PARAMS) > 256:          # parameters built in a loop (tests): keep the cache small
+            _PARAMS.clear()
+        # The object is kept in the entry, so its id cannot be reused while cached.
+        hit = _PARAMS[id(params)] = (params, {"algorithm": algorithm, **asdict(params)})
+    return dict(hit[1])
+
+
 def load_modalities(settings: Any = None) -> dict[str, Modality]:
     """Instantiate every installed modality; names must be unique. A plugin with
     a ``configure(settings)`` method gets the settings (e.g. a local model path)."""

@@ -523,7 +523,7 @@ class Workspace:
         result.inputs.append(_input_record("query", fp))
         # Generated, minified and vendored files are checked too (vendored code is
         # where licensed foreign code legitimately lives) but reported apart.
-        found = triage_reason(relative, art.data)
+        found = triage_reason(relative, art.data, source=getattr(modality, "source_code", False))
         kind = found[0] if found and found[0] != "binary" else None
         if kind:
             result.triaged.append({"path": relative, "kind": kind, "reason": found[1]})

@@ -141,6 +141,15 @@ class ModalityContract:
     def test_parameters_are_stable_across_instances(self, plugin):
         assert self.make_plugin().parameters() == plugin.parameters()
 
+    def test_parameters_are_a_fresh_dict_each_call(self, plugin):
+        # They are cached per parameters object; a caller (a run's report, a
+        # threshold override) may write into what it got.
+        first = plugin.parameters()
+        first["threshold"] = -1.0
+        first["algorithm"] = "changed"
+        again = plugin.parameters()
+        assert again["threshold"] != -1.0 and again["algorithm"] == plugin.version
+
     # -- accepts -------------------------------------------------------------------
     def test_accepts_every_sample(self, plugin, case):
         for s in case.samples:

@@ -27,7 +27,7 @@ import json
 import re
 import zlib
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import xxhash
@@ -40,6 +40,7 @@ from copyscope.code.side_channels import shared as shared_side_channels
 from copyscope.code.tokens import KIND_STRING, CodeTokens, tokenize_code
 from copyscope.errors import InputError
 from copyscope.model import Artifact, Match, Passage, Span
+from copyscope.plugins import params_dict
 from copyscope.stats import CorpusStats, passage_rarities, weights
 from copyscope.text.align import align
 from copyscope.text.fingerprint import KGrams, kgrams, winnow
@@ -448,6 +449,7 @@ class CodeModality:
 
     name = "code"
     version = ALGORITHM
+    source_code = True          # triaged as source: generated and minified files are reported apart
 
     def __init__(self, params: CodeParams | None = None) -> None:
         self.params = params or CodeParams()
@@ -464,7 +466,7 @@ class CodeModality:
         return CodeDoc(artifact, self.params, lang)
 
     def parameters(self) -> dict:
-        return {"algorithm": ALGORITHM, **asdict(self.params)}
+        return params_dict(ALGORITHM, self.params)
 
     def dumps(self, doc: CodeDoc) -> bytes:
         return doc.dumps()

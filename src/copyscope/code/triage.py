@@ -72,9 +72,14 @@ def triage(path: str, data: bytes, *, vendor_dirs: tuple[str, ...] = VENDOR_DIRS
     return found[0] if found else None
 
 
-def triage_reason(path: str, data: bytes, *,
-                  vendor_dirs: tuple[str, ...] = VENDOR_DIRS) -> tuple[str, str] | None:
-    """``(category, one-line reason)`` or ``None``; see the module docstring."""
+def triage_reason(path: str, data: bytes, *, vendor_dirs: tuple[str, ...] = VENDOR_DIRS,
+                  source: bool = True) -> tuple[str, str] | None:
+    """``(category, one-line reason)`` or ``None``; see the module docstring.
+    ``source=False`` (prose, images): only the path is judged. A generator's
+    header and line length say something about source code only: an article
+    reposted with each paragraph on one line is not minified."""
+    if not source:
+        return _vendored(path, vendor_dirs)
     return (_binary(data) or _vendored(path, vendor_dirs) or _generated(path, data)
             or _minified(data))
 

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from copyscope.image.geometry import (MIN_INLIERS, Geometry, Photometric, descri
                                       refine, support_counts, view_homography)
 from copyscope.image.semantic import Embedder, sign_hash
 from copyscope.model import Artifact, Match
+from copyscope.plugins import params_dict
 from copyscope.processes import both, helper_thread
 from copyscope.stats import CorpusStats
 
@@ -408,7 +409,7 @@ class ImageModality:
         return ImageDoc.analyse(artifact, self.params, self.embedder)
 
     def parameters(self) -> dict:
-        out = {"algorithm": ALGORITHM, **asdict(self.params)}
+        out = params_dict(ALGORITHM, self.params)
         if self.embedder is not None:
             out.update(code_width=self._code_width(), semantic_model=self.embedder.model_id)
         return out

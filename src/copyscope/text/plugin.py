@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from copyscope.model import Artifact, Match, Passage, Span
+from copyscope.plugins import params_dict
 from copyscope.stats import CorpusStats, passage_rarities
 from copyscope.text.align import RawPassage, align
 from copyscope.text.analysis import STREAMS, UNIT, TextDoc, TextParams
@@ -50,8 +51,7 @@ class TextModality:
         return TextDoc(artifact, self.params)
 
     def parameters(self) -> dict:
-        from dataclasses import asdict  # noqa: PLC0415
-        return {"algorithm": ALGORITHM, **asdict(self.params)}
+        return params_dict(ALGORITHM, self.params)
 
     def verify(self, query: TextDoc, ref: TextDoc, stats: CorpusStats | None = None) -> Match | None:
         """Align ``query`` against registered ``ref``; ``None`` when nothing aligns."""
