@@ -149,6 +149,44 @@ def test_checks_compute_one_item_at_a_time_per_process(tmp_path, monkeypatch):
     assert finished == ["single", "batch"]
 
 
+def test_a_tenants_hot_files_are_read_ahead_once_per_process(tmp_path, monkeypatch):
+    """The index segments and sketch rows a check reads at random are read front
+    to back when the tenant's first check opens it, once, on a thread of its own."""
+    import threading
+
+    from copyscope.processes import read_ahead
+    from copyscope.service import tenants as T
+    from copyscope.service.auth import Principal
+    from copyscope.service.core import Service, Upload
+    calls, done = [], threading.Event()
+
+    def spy(paths, budget):
+        calls.append((threading.current_thread().name, [Path(p).name for p in paths], read_ahead(paths, budget)))
+        done.set()
+    monkeypatch.setattr(T, "read_ahead", spy)
+    svc = Service(ServiceSettings(home=tmp_path / "svc"))
+    tenant, _ = svc.create_tenant("acme")
+    who = Principal(tenant.id, "k", ("check", "register"))
+    svc.register(who, [Upload("lighthouse.md", ARTICLE)], owner="Ann")
+    for i in range(3):
+        svc.check(who, [Upload(f"post{i}.md", _copy_of(ARTICLE))])
+    assert done.wait(10)
+    svc.close()
+    assert len(calls) == 1
+    name, files, read = calls[0]
+    assert name == f"read-ahead-{tenant.id}"
+    assert any(f.startswith("seg-") for f in files) and read > 0
+
+
+def test_read_ahead_skips_what_it_cannot_read_and_keeps_to_its_budget(tmp_path):
+    from copyscope.processes import read_ahead
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    a.write_bytes(b"x" * 3000)
+    b.write_bytes(b"y" * 5000)
+    assert read_ahead([tmp_path / "gone.bin", a, tmp_path, b]) == 8000
+    assert read_ahead([a, b], budget_bytes=4000, chunk=1024) == 3000 + 1024      # stops after the chunk that crosses it
+
+
 # -- tenants --------------------------------------------------------------------------
 def test_one_tenant_never_reaches_another_tenants_data(client, tmp_path, monkeypatch):
     wid = _register(client)

@@ -28,6 +28,37 @@ def auto_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def read_ahead(paths: list[str | os.PathLike], budget_bytes: int = 2 << 30, chunk: int = 1 << 20) -> int:
+    """Read ``paths`` front to back, up to ``budget_bytes`` in all, so their pages
+    are in the page cache before checks touch them at random (here a sequential
+    read ran at ~400 MB/s, a cold page read at random took ~0.13 ms). ``posix_fadvise``
+    (WILLNEED) was tried first: it returns at once and, on this kernel, reads
+    almost nothing. Returns the bytes read; files that vanish (a compaction
+    swapped a segment) or cannot be read are skipped."""
+    buf = bytearray(chunk)
+    done = 0
+    for path in paths:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            offset = 0
+            while done < budget_bytes:
+                n = os.preadv(fd, [buf], offset)      # releases the GIL: checks go on meanwhile
+                if n <= 0:
+                    break
+                offset += n
+                done += n
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        if done >= budget_bytes:
+            break
+    return done
+
+
 _helper: tuple[int, ThreadPoolExecutor] | None = None
 _helper_lock = threading.Lock()
 _helper_off = False

@@ -157,6 +157,15 @@ class Workspace:
     def _index_dir(self, modality: str) -> Path:
         return self.home / "index" / modality
 
+    def hot_files(self) -> list[Path]:
+        """The files every check reads at random offsets: each modality's live
+        index segments (mapped) and its sketch rows (read row by row). Cold, a
+        page costs a disk read (~0.13 ms here) and an image check reads ~50 of
+        them; a server reads them ahead once (``processes.read_ahead``)."""
+        out = [self._index_dir(name) / seg for name in self.modalities
+               for seg in self.registry.live_segments(name)]
+        return out + [store.path for store in self.sketches.values()]
+
     # -- register ----------------------------------------------------------------
     def plan_works(self, paths: Sequence[str | Path], *, title: str | None, each: bool,
                    skipped: list[str] | None = None) -> list[WorkSpec]:

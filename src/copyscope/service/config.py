@@ -28,6 +28,9 @@ class ServiceSettings:
     # two thirds of the latency of 10 (benchmarks/README.md).
     candidate_limit: int = 6
     keep_evidence: bool = True              # keep the query of a matched check for its report
+    # A tenant's index segments and sketch rows are read ahead once per process,
+    # when its first check opens it, up to this many bytes (0: off).
+    read_ahead_bytes: int = 2 << 30
     passphrase: str | None = field(default=None, repr=False)
     image_model: Path | None = None
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from copyscope.errors import NotFoundError
 from copyscope.plugins import Modality, load_modalities
+from copyscope.processes import read_ahead
 from copyscope.service.config import ServiceSettings
 from copyscope.settings import Settings
 
@@ -32,6 +33,7 @@ class TenantWorkspaces:
         self._all: list[Workspace] = []
         self._lock = threading.Lock()
         self._modalities: dict[str, Modality] | None = None
+        self._warmed: set[str] = set()
 
     def modalities(self) -> dict[str, Modality]:
         # One set of plugin objects for every tenant: they are stateless analysers.
@@ -65,6 +67,13 @@ class TenantWorkspaces:
                 ws = self._open(tenant_id)
                 with self._lock:
                     self._all.append(ws)
+                    warm = tenant_id not in self._warmed and self.settings.read_ahead_bytes > 0
+                    self._warmed.add(tenant_id)
+                if warm:
+                    # The first check of a tenant pays for cold pages; the next
+                    # ones should not (a restarted server is slow for minutes else).
+                    threading.Thread(target=read_ahead, args=(ws.hot_files(), self.settings.read_ahead_bytes),
+                                     name=f"read-ahead-{tenant_id}", daemon=True).start()
             yield ws
         finally:
             pool.put(ws)
