@@ -51,7 +51,7 @@ def params_dict(algorithm: str, params: Any) -> dict[str, Any]:
     ``asdict`` cost a text check a tenth of its time. A fresh (shallow) copy
     each call, so a caller may set keys on it."""
     hit = _PARAMS.get(id(params))
-    if hit is None or hit[0] is not params or hit[1]["algorithm"] != algorithm:
+    if hit is None or hit[0] is not params:      # (each modality builds its own parameters object)
         from dataclasses import asdict  # noqa: PLC0415
         if len(_PARAMS) > 256:          # parameters built in a loop (tests): keep the cache small
             _PARAMS.clear()
