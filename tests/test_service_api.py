@@ -149,6 +149,51 @@ def test_checks_compute_one_item_at_a_time_per_process(tmp_path, monkeypatch):
     assert finished == ["single", "batch"]
 
 
+def test_single_checks_run_on_a_few_threads_and_the_rest_wait_on_the_loop(tmp_path, monkeypatch):
+    """Ten concurrent checks with ``check_threads=2``: every one is answered, and
+    no more than two threads ever run the check code at once."""
+    import asyncio
+    import threading
+    import time
+
+    import httpx
+
+    from copyscope.service.core import Service
+    app = create_app(ServiceSettings(home=tmp_path / "svc", check_threads=2), run_jobs=False)
+    _, key = app.state.service.create_tenant("acme")
+    threads, running, most = set(), [0], [0]
+    lock, real = threading.Lock(), Service.check
+
+    def counted(self, who, uploads, **kw):
+        with lock:
+            threads.add(threading.get_ident())
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)            # outside the turn: only the thread limit bounds this
+            return real(self, who, uploads, **kw)
+        finally:
+            with lock:
+                running[0] -= 1
+    monkeypatch.setattr(Service, "check", counted)
+
+    async def many() -> list[int]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://svc") as c:
+            h = {"Authorization": f"Bearer {key}"}
+            rs = await asyncio.gather(
+                *[c.post("/v1/check", files={"file": (f"q{i}.md", OTHER)}, headers=h) for i in range(5)],
+                *[c.post("/v1/check/text", json={"text": OTHER.decode(), "name": f"t{i}.md"}, headers=h)
+                  for i in range(5)])
+            return [r.status_code for r in rs]
+    try:
+        assert asyncio.run(many()) == [200] * 10
+    finally:
+        app.state.service.close()
+    assert most[0] == 2 and len(threads) <= 2
+    assert app.state.check_limiter.total_tokens == 2
+
+
 def test_a_tenants_hot_files_are_read_ahead_once_per_process(tmp_path, monkeypatch):
     """The index segments and sketch rows a check reads at random are read front
     to back when the tenant's first check opens it, once, on a thread of its own."""

@@ -36,6 +36,7 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         workers: int = typer.Option(1, "--workers", help="Processes serving requests (one per core; default 1)."),
         max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 64; 0 = no limit)."),
         max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="A check that would wait longer than this for its turn answers 503 (default 250; 0 = no limit)."),
+        check_threads: Optional[int] = typer.Option(None, "--check-threads", help="Threads per process that run single checks (default 4; more requests wait their turn without a thread)."),
         candidate_limit: Optional[int] = typer.Option(None, "--candidate-limit", help="Registered docs verified per check and ranking (default 6; the CLI uses 25)."),
     ) -> None:
         """Start the HTTP service: the /v1 API (OpenAPI at /v1/openapi.json) and the web UI at /."""
@@ -51,10 +52,13 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
             raise UsageError("--max-inflight must be 0 or more")
         if max_wait_ms is not None and not 0 <= max_wait_ms <= 3_600_000:
             raise UsageError("--max-wait-ms must be between 0 and 3600000")
+        if check_threads is not None and not 1 <= check_threads <= 256:
+            raise UsageError("--check-threads must be between 1 and 256")
         if candidate_limit is not None and not 1 <= candidate_limit <= 1000:
             raise UsageError("--candidate-limit must be between 1 and 1000")
         settings = service_settings(c, rate_per_s=rate, burst=burst, max_inflight_checks=max_inflight,
-                                    max_wait_ms=max_wait_ms, candidate_limit=candidate_limit,
+                                    max_wait_ms=max_wait_ms, check_threads=check_threads,
+                                    candidate_limit=candidate_limit,
                                     max_upload_bytes=max_upload_mb * 1024 * 1024 if max_upload_mb else None)
         c.note(f"copyscope service on http://{host}:{port}/ (API /v1, docs /v1/docs); home {settings.home}")
         from copyscope.service.transport import NoDelayHttpProtocol  # noqa: PLC0415

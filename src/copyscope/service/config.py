@@ -22,6 +22,7 @@ class ServiceSettings:
     readers_per_tenant: int = 2             # workspaces that answer checks in parallel, per tenant
     max_inflight_checks: int = 64           # more /v1/check* requests at once answer 503 (0: no limit)
     max_wait_ms: float = 250.0              # ... and so does one that would wait longer for its turn (0: no limit)
+    check_threads: int = 4                  # threads per process that run single checks (the rest wait on the loop)
     # Registered docs verified per check and ranking (the CLI verifies 25). A
     # request-path item holds one or two registered works; at 100,000 text works
     # 6 still finds every copy query and registry_scale.py's planted sources, at

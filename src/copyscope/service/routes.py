@@ -6,6 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
+import anyio
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
@@ -84,6 +85,19 @@ def rendered(model: type[BaseModel], data: dict) -> Response:
     return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
 
 
+def check_threads(request: Request) -> anyio.CapacityLimiter:
+    """The threads single checks run on: a few, not the 40 of the shared pool.
+    A process computes one check at a time (``Service``'s turn), so more
+    threads only wait there, each with its stack and its share of the GIL
+    hand-offs; the requests beyond them wait on the event loop instead, where
+    admission control still counts them. Made on first use, inside the loop."""
+    limiter = getattr(request.app.state, "check_limiter", None)
+    if limiter is None:
+        limiter = request.app.state.check_limiter = anyio.CapacityLimiter(
+            request.app.state.settings.check_threads)
+    return limiter
+
+
 def parse_list(value: Optional[str]) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
@@ -122,18 +136,24 @@ def build_router() -> APIRouter:
     # -- checks --------------------------------------------------------------------
     @r.post("/check", response_model=m.CheckOut, tags=["check"], dependencies=[Multipart],
             summary="Check one uploaded item (image, text or code): allow, flag or block")
-    def check(svc: Svc, who: CheckKey, file: UploadFile = File(..., description="the item to check"),
-              sets: Optional[str] = Form(None, description="comma-separated protected set ids; only these apply")
-              ) -> Response:
-        return rendered(m.CheckOut, svc.check(who, [read_upload(svc, file)], only_sets=parse_list(sets))[0])
+    async def check(request: Request, svc: Svc, who: CheckKey,
+                    file: UploadFile = File(..., description="the item to check"),
+                    sets: Optional[str] = Form(None, description="comma-separated protected set ids; only these apply")
+                    ) -> Response:
+        def run() -> Response:
+            return rendered(m.CheckOut, svc.check(who, [read_upload(svc, file)], only_sets=parse_list(sets))[0])
+        return await anyio.to_thread.run_sync(run, limiter=check_threads(request))
 
     @r.post("/check/text", response_model=m.CheckOut, tags=["check"], dependencies=[Json],
             summary="Check text or code sent as JSON")
-    def check_text(svc: Svc, who: CheckKey, body: m.TextCheckIn) -> Response:
+    async def check_text(request: Request, svc: Svc, who: CheckKey, body: m.TextCheckIn) -> Response:
         data = body.text.encode("utf-8")
         if len(data) > svc.settings.max_upload_bytes:
             raise LimitError(f"text over the {svc.settings.max_upload_bytes}-byte upload limit")
-        return rendered(m.CheckOut, svc.check(who, [Upload(body.name, data)], only_sets=body.sets)[0])
+
+        def run() -> Response:
+            return rendered(m.CheckOut, svc.check(who, [Upload(body.name, data)], only_sets=body.sets)[0])
+        return await anyio.to_thread.run_sync(run, limiter=check_threads(request))
 
     @r.post("/check/batch", response_model=m.BatchOut, tags=["check"], dependencies=[Multipart],
             summary="Check several uploaded items in one request")
