@@ -575,6 +575,67 @@ def test_admission_refuses_a_check_that_would_wait_too_long_for_its_turn():
     assert [status for status, _ in done] == [200] * 4
 
 
+def test_admission_lets_a_passing_queue_drain_and_refuses_a_standing_one():
+    """With ``standing_ms``, a wait over the bound is admitted until it has stood
+    that long (a stall queues checks for a moment; overload keeps them queued),
+    and a wait over four times the bound is refused at once."""
+    import asyncio
+
+    from copyscope.service.admission import Admission
+
+    now = [100.0]
+
+    async def call(app):
+        sent = []
+
+        async def send(message):
+            sent.append(message)
+        await app({"type": "http", "path": "/v1/check"}, None, send)
+        return sent[0]["status"]
+
+    async def refused_at_once(app):
+        try:            # an admitted check would wait for its release: not answered within a second
+            return await asyncio.wait_for(call(app), 1.0) == 503
+        except asyncio.TimeoutError:
+            return False
+
+    def admission(release):
+        async def slow_app(scope, receive, send):
+            await release.wait()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+        return Admission(slow_app, limit=64, max_wait_ms=250, turn_s=lambda: 0.1, standing_ms=500,
+                         clock=lambda: now[0])
+
+    async def standing():
+        release = asyncio.Event()
+        app = admission(release)
+        queued = [asyncio.create_task(call(app)) for _ in range(4)]    # the 4th would wait 0.3 s: over
+        await asyncio.sleep(0)
+        now[0] += 0.4
+        queued.append(asyncio.create_task(call(app)))                  # over for 0.4 s: still admitted
+        await asyncio.sleep(0)
+        now[0] += 0.2
+        refused = await refused_at_once(app)                           # over for 0.6 s: refused
+        release.set()
+        done = [await t for t in queued]
+        return refused, done, await call(app), app.over_since          # drained: admitted, and reset
+
+    async def hard():
+        release = asyncio.Event()
+        app = admission(release)
+        queued = [asyncio.create_task(call(app)) for _ in range(11)]   # up to 1.0 s, never standing
+        await asyncio.sleep(0)
+        refused = await refused_at_once(app)                           # 1.1 s > 4 x 0.25 s: at once
+        release.set()
+        return refused, [await t for t in queued]
+
+    refused, done, drained, over_since = asyncio.run(standing())
+    assert refused and done == [200] * 5 and drained == 200 and over_since is None
+    refused, done = asyncio.run(hard())
+    assert refused and done == [200] * 11
+
+
 def test_a_turn_reports_its_typical_length_whatever_one_stall_took():
     import time as _time
 

@@ -34,8 +34,8 @@ def install(app: typer.Typer, ctx_of: Callable) -> None:
         burst: Optional[int] = typer.Option(None, "--burst", help="Default burst of new keys (default 200)."),
         log_level: str = typer.Option("warning", "--log-level", help="uvicorn log level: debug, info, warning, error."),
         workers: int = typer.Option(1, "--workers", help="Processes serving requests (one per core; default 1)."),
-        max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 64; 0 = no limit)."),
-        max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="A check that would wait longer than this for its turn answers 503 (default 250; 0 = no limit)."),
+        max_inflight: Optional[int] = typer.Option(None, "--max-inflight", help="Checks in flight per process before 503 (default 128; 0 = no limit)."),
+        max_wait_ms: Optional[float] = typer.Option(None, "--max-wait-ms", help="A check that would wait longer than this for its turn answers 503 once such waits have stood for 0.5 s, or at once past 4 times it (default 250; 0 = no limit)."),
         check_threads: Optional[int] = typer.Option(None, "--check-threads", help="Threads per process that run single checks (default 4; more requests wait their turn without a thread)."),
         candidate_limit: Optional[int] = typer.Option(None, "--candidate-limit", help="Registered docs verified per check and ranking (default 6; the CLI uses 25)."),
     ) -> None:

@@ -122,7 +122,7 @@ def create_app(settings: ServiceSettings, *, run_jobs: bool = True) -> FastAPI:
     build_ui(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes + 64 * 1024)
     app.add_middleware(Admission, limit=settings.max_inflight_checks, max_wait_ms=settings.max_wait_ms,
-                       turn_s=service.turn_s)
+                       turn_s=service.turn_s, standing_ms=settings.standing_ms)
     return app
 
 

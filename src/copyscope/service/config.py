@@ -20,8 +20,9 @@ class ServiceSettings:
     rate_per_s: float = 100.0               # default rate limit of new keys (token bucket)
     burst: int = 200
     readers_per_tenant: int = 2             # workspaces that answer checks in parallel, per tenant
-    max_inflight_checks: int = 64           # more /v1/check* requests at once answer 503 (0: no limit)
+    max_inflight_checks: int = 128          # more /v1/check* requests at once answer 503 (0: no limit)
     max_wait_ms: float = 250.0              # ... and so does one that would wait longer for its turn (0: no limit)
+    standing_ms: float = 500.0              # ... once that wait has stood this long (4x the bound: at once)
     check_threads: int = 4                  # threads per process that run single checks (the rest wait on the loop)
     # Registered docs verified per check and ranking (the CLI verifies 25). A
     # request-path item holds one or two registered works; at 100,000 text works
