@@ -27,6 +27,10 @@ c. A registration job of ``--job-images`` (1,000) generated 256×256 JPEGs,
    uploaded in one ``POST /v1/jobs``; the server is killed with SIGKILL part way
    through, restarted, and the job must resume and finish with exactly that many
    works and no duplicates (``GET /v1/works`` total, and every name once).
+d. ``--only stall``: a stall of the machine. Open loop at ``--stall-rate`` (120)
+   text checks/s for 20 s, after a 3-s warm-up; 8 s in, every serving process is stopped
+   (``SIGSTOP``) for ``--stall-s`` (0.6) s. Checks are late, none may be
+   refused: the server has the capacity, only not for that moment.
 
 Build (under ``--workdir``, once; re-used by later runs with the same sizes):
 distinct text documents of 200-600 words (sentences from a seeded 30,000-word
@@ -58,6 +62,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -720,6 +725,28 @@ def fit_slope(points: list[tuple[float, float]]) -> float:
 
 
 # -- (c) a registration job through kill -9 -----------------------------------------------------------------------
+def stall_test(server: Server, requests: list[bytes], rate: float, stall_s: float, timeout: float,
+               at_s: float = 8.0, duration: float = 20.0) -> dict:
+    """An open-loop run during which every serving process is stopped for ``stall_s``."""
+    assert server.proc is not None
+    serving = [p for p in server.pids() if p != server.proc.pid] or [server.proc.pid]
+
+    def stall() -> None:
+        time.sleep(at_s)
+        try:
+            for pid in serving:
+                os.kill(pid, signal.SIGSTOP)
+            time.sleep(stall_s)
+        finally:
+            for pid in serving:
+                os.kill(pid, signal.SIGCONT)
+    t = threading.Thread(target=stall, daemon=True)
+    t.start()
+    r = asyncio.run(load(server, requests, rate, duration, timeout))
+    t.join()
+    return {**r, "stall_s": stall_s, "stall_at_s": at_s}
+
+
 def job_test(server: Server, key: str, n: int, kill_fraction: float) -> dict:
     import httpx  # noqa: PLC0415
     base = f"http://127.0.0.1:{server.port}"
@@ -807,8 +834,10 @@ def main() -> int:
                     help="extra environment for the server (e.g. MALLOC_ARENA_MAX=2); repeatable")
     ap.add_argument("--serve-arg", action="append", default=[], metavar="ARG",
                     help="extra `copyscope serve` argument, repeatable (e.g. --serve-arg=--workers --serve-arg=2)")
+    ap.add_argument("--stall-rate", type=float, default=120.0, help="the stall run's rate (text checks/s)")
+    ap.add_argument("--stall-s", type=float, default=0.6, help="how long the stall run stops the serving processes")
     ap.add_argument("--only", default="latency,load,steady,job",
-                    help="comma-separated parts: latency, load (--rate), steady (below capacity), job")
+                    help="comma-separated parts: latency, load (--rate), steady (below capacity), stall, job")
     args = ap.parse_args()
     works = args.works or (2000 if args.quick else 100_000)
     images = args.images or works
@@ -876,6 +905,14 @@ def main() -> int:
             results["load_steady"] = asyncio.run(load(server, tqs(int(rate2 * duration), SEED + 10), rate2,
                                                       duration, args.timeout))
             log(f"    {results['load_steady']}")
+        if "stall" in parts:
+            log(f"(d) open loop at {args.stall_rate:g}/s for 20 s; the serving processes stopped for "
+                f"{args.stall_s:g} s at 8 s")
+            # warmed first (3 s closed loop): a cold start's slow first turns are not the stall
+            asyncio.run(capacity(server.port, tqs(900, SEED + 12), 4, 3.0))
+            results["stall"] = stall_test(server, tqs(int(args.stall_rate * 20), SEED + 11), args.stall_rate,
+                                          args.stall_s, args.timeout)
+            log(f"    {results['stall']}")
         if "job" in parts:
             log(f"(c) registration job of {args.job_images} images, SIGKILL at {args.kill_at:.0%}")
             results["job"] = job_test(server, state["keys"]["jobs"], args.job_images, args.kill_at)
@@ -932,6 +969,12 @@ def print_table(r: dict, args: argparse.Namespace, works: int, images: int) -> N
             f"{x['rss_start_mib']} → {x['rss_end_mib']} MiB, last 40 s {x['rss_slope_last40s_mib_per_min']:+} MiB/min "
             f"(anonymous {x['anon_slope_last40s_mib_per_min']:+})",
             errors == 0 and x["rss_slope_last40s_mib_per_min"] <= 1.0)
+    x = r.get("stall")
+    if x:
+        errors = x["non_200"] + x["timeouts"] + x["other_errors"]
+        row(f"{x['rate_target']:g} text checks/s, every serving process stopped {x['stall_s']:g} s", "0 errors",
+            f"{errors} errors ({x['non_200']} non-200); p50 {x['p50_ms']} ms, p99 {x['p99_ms']} ms, "
+            f"max {x['max_ms']} ms", errors == 0)
     x = r.get("job")
     if x:
         ok = (x["state"] == "done" and x["works_total"] == x["images"] and x["distinct_names"] == x["images"]
