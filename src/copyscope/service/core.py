@@ -36,6 +36,9 @@ class Upload:
     data: bytes
 
 
+MIN_TURNS = 8       # turns seen before their median estimates a wait: a fresh process's first are cold
+
+
 class Turns:
     """A lock whose waiters are served in arrival order. ``threading.Lock`` lets
     the thread that releases it take it straight back, so a batch could keep it
@@ -71,10 +74,13 @@ class Turns:
     def typical_hold_s(self) -> float:
         """The median of the last 32 turns: what a waiter waits per check ahead of
         it. A median, because one turn stretched by a stall of the machine says
-        nothing about the turns queued behind it."""
+        nothing about the turns queued behind it. 0 (no estimate) until
+        ``MIN_TURNS`` turns are seen: a fresh process's first turns open the
+        workspace and read cold pages, and a median of three of them refused
+        2-16 checks of a burst at start-up (benchmarks/README.md)."""
         with self._guard:
             holds = sorted(self._holds)
-        return holds[len(holds) // 2] if holds else 0.0
+        return holds[len(holds) // 2] if len(holds) >= MIN_TURNS else 0.0
 
 
 class Service:
