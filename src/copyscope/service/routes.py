@@ -147,11 +147,10 @@ def build_router() -> APIRouter:
     @r.post("/check/text", response_model=m.CheckOut, tags=["check"], dependencies=[Json],
             summary="Check text or code sent as JSON")
     async def check_text(request: Request, svc: Svc, who: CheckKey, body: m.TextCheckIn) -> Response:
-        data = body.text.encode("utf-8")
-        if len(data) > svc.settings.max_upload_bytes:
-            raise LimitError(f"text over the {svc.settings.max_upload_bytes}-byte upload limit")
-
-        def run() -> Response:
+        def run() -> Response:      # (encoding up to 32 MiB of text is work: not on the event loop)
+            data = body.text.encode("utf-8")
+            if len(data) > svc.settings.max_upload_bytes:
+                raise LimitError(f"text over the {svc.settings.max_upload_bytes}-byte upload limit")
             return rendered(m.CheckOut, svc.check(who, [Upload(body.name, data)], only_sets=body.sets)[0])
         return await anyio.to_thread.run_sync(run, limiter=check_threads(request))
 
