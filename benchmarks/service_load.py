@@ -724,9 +724,12 @@ def fit_slope(points: list[tuple[float, float]]) -> float:
     return sum((t - mx) * (v - my) for t, v in points) / den if den else 0.0
 
 
-# -- (c) a registration job through kill -9 -----------------------------------------------------------------------
+# -- (d) a stall of the machine ---------------------------------------------------------------------------------------
+STALL_AT_S, STALL_RUN_S = 8.0, 20.0
+
+
 def stall_test(server: Server, requests: list[bytes], rate: float, stall_s: float, timeout: float,
-               at_s: float = 8.0, duration: float = 20.0) -> dict:
+               at_s: float = STALL_AT_S, duration: float = STALL_RUN_S) -> dict:
     """An open-loop run during which every serving process is stopped for ``stall_s``."""
     assert server.proc is not None
     serving = [p for p in server.pids() if p != server.proc.pid] or [server.proc.pid]
@@ -747,6 +750,7 @@ def stall_test(server: Server, requests: list[bytes], rate: float, stall_s: floa
     return {**r, "stall_s": stall_s, "stall_at_s": at_s}
 
 
+# -- (c) a registration job through kill -9 -----------------------------------------------------------------------
 def job_test(server: Server, key: str, n: int, kill_fraction: float) -> dict:
     import httpx  # noqa: PLC0415
     base = f"http://127.0.0.1:{server.port}"
@@ -906,11 +910,11 @@ def main() -> int:
                                                       duration, args.timeout))
             log(f"    {results['load_steady']}")
         if "stall" in parts:
-            log(f"(d) open loop at {args.stall_rate:g}/s for 20 s; the serving processes stopped for "
-                f"{args.stall_s:g} s at 8 s")
+            log(f"(d) open loop at {args.stall_rate:g}/s for {STALL_RUN_S:g} s; the serving processes stopped for "
+                f"{args.stall_s:g} s at {STALL_AT_S:g} s")
             # warmed first (3 s closed loop): a cold start's slow first turns are not the stall
             asyncio.run(capacity(server.port, tqs(900, SEED + 12), 4, 3.0))
-            results["stall"] = stall_test(server, tqs(int(args.stall_rate * 20), SEED + 11), args.stall_rate,
+            results["stall"] = stall_test(server, tqs(int(args.stall_rate * STALL_RUN_S), SEED + 11), args.stall_rate,
                                           args.stall_s, args.timeout)
             log(f"    {results['stall']}")
         if "job" in parts:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import anyio
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
@@ -85,17 +85,18 @@ def rendered(model: type[BaseModel], data: dict) -> Response:
     return Response(model.model_validate(data).model_dump_json(), media_type="application/json")
 
 
-def check_threads(request: Request) -> anyio.CapacityLimiter:
-    """The threads single checks run on: a few, not the 40 of the shared pool.
-    A process computes one check at a time (``Service``'s turn), so more
-    threads only wait there, each with its stack and its share of the GIL
-    hand-offs; the requests beyond them wait on the event loop instead, where
-    admission control still counts them. Made on first use, inside the loop."""
+async def on_check_thread(request: Request, run: Callable[[], Response]) -> Response:
+    """``run()`` on one of the few threads single checks have, not the 40 of the
+    shared pool. A process computes one check at a time (``Service``'s turn),
+    so more threads only wait there, each with its stack and its share of the
+    GIL hand-offs; the requests beyond them wait on the event loop instead,
+    where admission control still counts them. The limiter is made on first
+    use, inside the loop."""
     limiter = getattr(request.app.state, "check_limiter", None)
     if limiter is None:
         limiter = request.app.state.check_limiter = anyio.CapacityLimiter(
             request.app.state.settings.check_threads)
-    return limiter
+    return await anyio.to_thread.run_sync(run, limiter=limiter)
 
 
 def parse_list(value: Optional[str]) -> list[str]:
@@ -142,7 +143,7 @@ def build_router() -> APIRouter:
                     ) -> Response:
         def run() -> Response:
             return rendered(m.CheckOut, svc.check(who, [read_upload(svc, file)], only_sets=parse_list(sets))[0])
-        return await anyio.to_thread.run_sync(run, limiter=check_threads(request))
+        return await on_check_thread(request, run)
 
     @r.post("/check/text", response_model=m.CheckOut, tags=["check"], dependencies=[Json],
             summary="Check text or code sent as JSON")
@@ -152,7 +153,7 @@ def build_router() -> APIRouter:
             if len(data) > svc.settings.max_upload_bytes:
                 raise LimitError(f"text over the {svc.settings.max_upload_bytes}-byte upload limit")
             return rendered(m.CheckOut, svc.check(who, [Upload(body.name, data)], only_sets=body.sets)[0])
-        return await anyio.to_thread.run_sync(run, limiter=check_threads(request))
+        return await on_check_thread(request, run)
 
     @r.post("/check/batch", response_model=m.BatchOut, tags=["check"], dependencies=[Multipart],
             summary="Check several uploaded items in one request")
