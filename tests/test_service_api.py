@@ -686,3 +686,17 @@ def test_serving_processes_hand_freed_memory_back():
     from copyscope.service.app import limit_malloc_arenas
     assert limit_malloc_arenas(trim_every_s=0.05) is True
     assert any(t.name == "malloc-trim" and t.daemon for t in threading.enumerate())
+
+
+def test_freed_memory_is_handed_back_only_after_growth_past_the_working_set():
+    """A steady process is left alone (a trim returns pages the next checks fault
+    back in); growth past the margin over the lowest size since the last trim
+    trims once, and that trim's result is the new base."""
+    from copyscope.service.app import GrowthTrim, anonymous_bytes
+    sizes = iter([300, 310, 290, 330, 420, 305, 350, 395, 396])
+    trims = []
+    watch = GrowthTrim(lambda: trims.append(1), lambda: next(sizes), growth=100)   # base 300
+    assert [watch.tick() for _ in range(3)] == [False, False, False]    # 310, 290 (new base), 330
+    assert watch.tick() is True and watch.floor == 305                  # 420 > 290 + 100: trimmed to 305
+    assert [watch.tick() for _ in range(2)] == [False, False] and len(trims) == 1   # 350, 395 ≤ 405
+    assert anonymous_bytes() > 1 << 20          # this test process's own heap (Linux)
