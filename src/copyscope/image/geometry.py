@@ -216,10 +216,15 @@ def photometric(q_thumb: np.ndarray, r_thumb: np.ndarray, H: np.ndarray,
     a, b = blocks(warped), blocks(ref)
     comparable = (a >= 0).mean(axis=2) >= 0.9
     a = np.where(a >= 0, a, 0.0)
-    sa, sb = a.std(axis=2), b.std(axis=2)
-    ncc = ((a - a.mean(axis=2, keepdims=True)) * (b - b.mean(axis=2, keepdims=True))).mean(axis=2) / np.maximum(sa * sb, 1e-6)
+    # Each block's mean and deviations once, for its spread and the correlation
+    # (the same float32 reductions as ``std`` and ``mean``, so the same bits).
+    n = a.shape[2]
+    ma, mb = a.sum(axis=2, keepdims=True) / n, b.sum(axis=2, keepdims=True) / n
+    da, db = a - ma, b - mb
+    sa, sb = np.sqrt((da * da).sum(axis=2) / n), np.sqrt((db * db).sum(axis=2) / n)
+    ncc = (da * db).sum(axis=2) / n / np.maximum(sa * sb, 1e-6)
     flat_a, flat_b = sa < 3.0, sb < 3.0
-    same_tone = np.abs(a.mean(axis=2) - b.mean(axis=2)) < 40
+    same_tone = np.abs(ma[..., 0] - mb[..., 0]) < 40
     # flat on both sides: the same tone is all we can ask; texture on one side only: altered
     ok = np.where(flat_a & flat_b, same_tone, np.where(flat_a | flat_b, False, ncc >= ncc_min))
     if textured_only:
