@@ -66,7 +66,8 @@ class ImageParams:
     candidate_limit: int = 3            # top of the keypoint index's own ranking, verified as it ranks
     rerank_pool: int = 40               # further index candidates re-ranked by descriptor support ...
     rerank_keep: int = 5                # ... of which the best are verified,
-    rerank_min_support: int = 4         # if this many of their descriptors match the query's
+    rerank_min_support: int = 6         # if this many of their descriptors match the query's (4 let
+                                        # chance candidates through: docs/image-engine.md)
     common_df: int = 3
     hash_candidates: int = 5            # plus the nearest global codes by Hamming distance
     max_hash_distance: int = 20         # of 64 bits; farther codes are not candidates
