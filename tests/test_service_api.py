@@ -639,9 +639,7 @@ def test_admission_lets_a_passing_queue_drain_and_refuses_a_standing_one():
 def test_a_turn_reports_its_typical_length_whatever_one_stall_took():
     import time as _time
 
-    from copyscope.service.core import Turns
-
-    from copyscope.service.core import MIN_TURNS
+    from copyscope.service.core import MIN_TURNS, Turns
 
     turns = Turns()
     assert turns.typical_hold_s() == 0.0

@@ -18,6 +18,7 @@ B = TypeVar("B")
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 _MALLOC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+KEPT_FREE_HEAP = 128 << 20       # free heap glibc keeps for reuse (keep_freed_memory)
 
 
 def auto_jobs() -> int:
@@ -147,6 +148,6 @@ def keep_freed_memory() -> None:
         import ctypes  # noqa: PLC0415
         libc = ctypes.CDLL(None)
         libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
-        libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, KEPT_FREE_HEAP)
     except (OSError, AttributeError):
         pass                       # not glibc: its allocator keeps its own policy

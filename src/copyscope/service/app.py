@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from copyscope import __version__
 from copyscope.errors import (CopyscopeError, LimitError, NotFoundError, PluginError, UsageError,
                               VerificationFailed, WorkspaceError)
+from copyscope.processes import KEPT_FREE_HEAP
 from copyscope.service.auth import AuthError
 from copyscope.service.config import ServiceSettings
 from copyscope.service.core import Service
@@ -133,7 +134,7 @@ def app_from_environment() -> FastAPI:
     return create_app(ServiceSettings.from_json(os.environ["COPYSCOPE_SERVICE_SETTINGS"]))
 
 
-TRIM_GROWTH = 128 << 20
+TRIM_GROWTH = KEPT_FREE_HEAP
 """Anonymous memory a serving process may gain past its size after the last
 hand-back before it hands freed memory back again: glibc keeps up to this much
 free heap for reuse (``processes.keep_freed_memory``), so only growth beyond
